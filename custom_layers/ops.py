@@ -1,0 +1,583 @@
+"""TensorFlow ops whose gradients are written by hand (``tf.custom_gradient``).
+
+The backward passes use only forward convolutions, matmuls, reductions,
+padding/slicing and elementwise ops, never TensorFlow's gradient kernels
+(``Conv2DBackpropInput/Filter``, ``MaxPoolGrad*``, ``ReluGrad``,
+``BiasAddGrad``) nor autodiff, so they run eagerly, in graphs, under XLA, on
+GPUs and under ``tf.distribute``:
+
+* conv2d: dx is the full convolution of the (stride-dilated) upstream gradient
+  with the 180°-rotated kernel; dw is the correlation of the padded input with
+  the upstream gradient, computed as one forward convolution in which the
+  channels play the batch and the batch plays the channels; db = Σ dy.
+* max_pool2d: each window's gradient goes to its first maximum in row-major
+  order (TensorFlow's choice), overlapping windows add up.
+* dense: dx = dy · wᵀ, dw = xᵀ · dy, db = Σ dy.
+* relu: dx = dy where y > 0.
+
+Every op takes ``impl="tf"`` (default) or ``impl="numpy"``. The NumPy
+implementation runs ``custom_layers.reference`` forward and backward through
+``tf.numpy_function``: literally the textbook maths, but CPU-only, much slower,
+not compilable with XLA and not exportable to a SavedModel.
+
+Mixed precision: x and dy may be float16/bfloat16 while the weights stay
+float32. Weights are cast to x's dtype for the forward; dw and db are
+accumulated in float32 (a float16 sum over a large batch overflows at 65,504)
+and returned in the weights' dtype; dx comes back in x's dtype.
+
+Shapes: x (N, H, W, C), kernel (KH, KW, C, F), bias (F,), outputs
+(N, HO, WO, F); spatial sizes H, W must be known when the op is traced, the
+batch size need not be.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+
+from custom_layers import reference
+from custom_layers.padding import (
+    AxisPadding,
+    normalize_padding,
+    normalize_tuple,
+    spatial_padding,
+)
+
+IMPLS = ("tf", "numpy")
+IntOrPair = Union[int, Sequence[int]]
+
+_LOW_PRECISION = (tf.float16, tf.bfloat16)
+
+
+def normalize_impl(impl: str) -> str:
+    """Returns ``impl`` if it is "tf" or "numpy", else raises ValueError."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}. Received: impl={impl!r}")
+    return impl
+
+
+def _accumulation_dtype(dtype: tf.DType) -> tf.DType:
+    return tf.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def _static_hw(x: tf.Tensor, op_name: str) -> Tuple[int, int]:
+    if x.shape.rank != 4:
+        raise ValueError(
+            f"{op_name} expects a 4-D input (N, H, W, C). Received shape {x.shape}"
+        )
+    h, w = x.shape[1], x.shape[2]
+    if h is None or w is None:
+        raise ValueError(
+            f"{op_name} needs the input's height and width known when it is "
+            f"traced. Received shape {x.shape}"
+        )
+    return h, w
+
+
+def _dilate(t: tf.Tensor, strides: Tuple[int, int]) -> tf.Tensor:
+    """Inserts ``stride - 1`` zeros between rows and columns of (N, H, W, C).
+
+    Returns:
+        (N, (H - 1) * SH + 1, (W - 1) * SW + 1, C).
+    """
+    sh, sw = strides
+    if sh == 1 and sw == 1:
+        return t
+    n = tf.shape(t)[0]
+    h, w, c = t.shape[1], t.shape[2], t.shape[3]
+    t = tf.reshape(t, [n, h, 1, w, 1, c])
+    t = tf.pad(t, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
+    t = tf.reshape(t, [n, h * sh, w * sw, c])
+    return t[:, : (h - 1) * sh + 1, : (w - 1) * sw + 1, :]
+
+
+def _pad_or_crop_amount(needed_after: int) -> Tuple[int, int]:
+    """Splits a signed end adjustment into (pad, crop)."""
+    return max(needed_after, 0), max(-needed_after, 0)
+
+
+# ----------------------------------------------------------------------------
+# Convolution
+# ----------------------------------------------------------------------------
+
+
+def conv2d_input_grad(
+    dy: tf.Tensor,
+    kernel: tf.Tensor,
+    input_hw: Tuple[int, int],
+    strides: Tuple[int, int],
+    pads: Tuple[AxisPadding, AxisPadding],
+) -> tf.Tensor:
+    """dx of a convolution: full convolution of dy with the rotated kernel.
+
+    Args:
+        dy: upstream gradient, (N, HO, WO, F).
+        kernel: (KH, KW, C, F), in dy's dtype.
+        input_hw: (H, W) of the forward input.
+        strides: (SH, SW) of the forward.
+        pads: the forward's ``spatial_padding``.
+
+    Returns:
+        dx: (N, H, W, C). Rows/columns that no window read get zeros.
+    """
+    dilated = _dilate(dy, strides)
+    explicit = [[0, 0]]
+    for axis, (size, pad) in enumerate(zip(input_hw, pads)):
+        k = kernel.shape[axis]
+        before = k - 1 - pad.before
+        # The full convolution is (HO-1)*S + K long; rows past it (VALID
+        # leftovers) got no gradient, which the extra zero padding provides.
+        after = size + k - 1 - dilated.shape[1 + axis] - before
+        explicit.append([before, after])
+    explicit.append([0, 0])
+    rotated = tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
+    return tf.nn.conv2d(dilated, rotated, strides=1, padding=explicit)
+
+
+def conv2d_kernel_grad(
+    x: tf.Tensor,
+    dy: tf.Tensor,
+    kernel_hw: Tuple[int, int],
+    strides: Tuple[int, int],
+    pads: Tuple[AxisPadding, AxisPadding],
+) -> tf.Tensor:
+    """dw of a convolution: the correlation of the padded input with dy.
+
+    ``dw[i, j, c, f] = Σ_{n,p,q} x_pad[n, p*SH + i, q*SW + j, c] dy[n, p, q, f]``
+    is a forward convolution of x viewed as (C, H, W, N) with dy viewed as a
+    (HO, WO, N, F) filter dilated by the stride.
+
+    Args:
+        x: forward input, (N, H, W, C).
+        dy: upstream gradient, (N, HO, WO, F), same dtype as x.
+        kernel_hw: (KH, KW).
+        strides, pads: as in the forward.
+
+    Returns:
+        dw: (KH, KW, C, F).
+    """
+    explicit = [[0, 0]]
+    crops = []
+    for axis, pad in enumerate(pads):
+        # Pad only as far as the last kernel row reaches, so that the output
+        # is exactly KH x KW.
+        reach = (pad.out - 1) * strides[axis] + kernel_hw[axis]
+        after, crop = _pad_or_crop_amount(reach - x.shape[1 + axis] - pad.before)
+        explicit.append([pad.before, after])
+        crops.append(x.shape[1 + axis] - crop)
+    explicit.append([0, 0])
+    x = x[:, : crops[0], : crops[1], :]
+    x_t = tf.transpose(x, [3, 1, 2, 0])
+    dy_t = tf.transpose(dy, [1, 2, 0, 3])
+    dw_t = tf.nn.conv2d(x_t, dy_t, strides=1, padding=explicit, dilations=list(strides))
+    return tf.transpose(dw_t, [1, 2, 0, 3])
+
+
+def _conv2d_tf(x, kernel, bias, strides, padding):
+    h, w = _static_hw(x, "conv2d")
+    kernel_hw = tuple(kernel.shape[:2])
+    pads = spatial_padding((h, w), kernel_hw, strides, padding)
+    acc = _accumulation_dtype(x.dtype)
+
+    def forward(x, kernel, *maybe_bias):
+        k = tf.cast(kernel, x.dtype)
+        y = tf.nn.conv2d(x, k, strides=list(strides), padding=padding.upper())
+        if maybe_bias:
+            y = y + tf.cast(maybe_bias[0], x.dtype)
+        return y, k
+
+    @tf.custom_gradient
+    def conv_with_bias(x, kernel, bias):
+        y, k = forward(x, kernel, bias)
+
+        def grad(dy):
+            dx = conv2d_input_grad(dy, k, (h, w), strides, pads)
+            dw = conv2d_kernel_grad(tf.cast(x, acc), tf.cast(dy, acc), kernel_hw, strides, pads)
+            db = tf.reduce_sum(tf.cast(dy, acc), axis=[0, 1, 2])
+            return dx, tf.cast(dw, kernel.dtype), tf.cast(db, bias.dtype)
+
+        return y, grad
+
+    @tf.custom_gradient
+    def conv_no_bias(x, kernel):
+        y, k = forward(x, kernel)
+
+        def grad(dy):
+            dx = conv2d_input_grad(dy, k, (h, w), strides, pads)
+            dw = conv2d_kernel_grad(tf.cast(x, acc), tf.cast(dy, acc), kernel_hw, strides, pads)
+            return dx, tf.cast(dw, kernel.dtype)
+
+        return y, grad
+
+    if bias is None:
+        return conv_no_bias(x, kernel)
+    return conv_with_bias(x, kernel, bias)
+
+
+# ----------------------------------------------------------------------------
+# NumPy implementation: the reference run through tf.numpy_function.
+# ----------------------------------------------------------------------------
+
+
+def _np_compute_dtype(dtype) -> np.dtype:
+    return np.float64 if np.dtype(dtype) == np.float64 else np.float32
+
+
+def _numpy_op(name, np_forward, np_backward, out_shape, inputs, optional_mask):
+    """Wraps a reference forward/backward pair as a TF op with a custom gradient.
+
+    ``inputs`` are tensors (None for absent optional ones); the NumPy functions
+    receive every present input as an array in float32/float64 and return the
+    output, resp. one gradient per present input (None entries skipped).
+    """
+    present = [t for t in inputs if t is not None]
+    x_dtype = present[0].dtype
+
+    def as_arrays(arrays):
+        return [np.asarray(a).astype(_np_compute_dtype(a.dtype)) for a in arrays]
+
+    def np_fwd(*arrays):
+        return np.asarray(np_forward(*as_arrays(arrays))).astype(x_dtype.as_numpy_dtype)
+
+    def np_bwd(dy, *arrays):
+        grads = np_backward(*as_arrays([dy, *arrays]))
+        grads = [g for g, keep in zip(grads, optional_mask) if keep]
+        return [np.asarray(g).astype(t.dtype.as_numpy_dtype) for g, t in zip(grads, present)]
+
+    @tf.custom_gradient
+    def op(*tensors):
+        y = tf.numpy_function(np_fwd, list(tensors), x_dtype, stateful=False, name=name)
+        y.set_shape(out_shape)
+
+        def grad(dy):
+            grads = tf.numpy_function(
+                np_bwd, [dy, *tensors], [t.dtype for t in tensors], stateful=False,
+                name=name + "_grad",
+            )
+            if isinstance(grads, tf.Tensor):  # a one-element Tout comes back bare
+                grads = [grads]
+            for g, t in zip(grads, tensors):
+                g.set_shape(t.shape)
+            return grads
+
+        return y, grad
+
+    return op(*present)
+
+
+def _conv2d_numpy(x, kernel, bias, strides, padding):
+    h, w = _static_hw(x, "conv2d")
+    pads = spatial_padding((h, w), kernel.shape[:2], strides, padding)
+    out_shape = [x.shape[0], pads[0].out, pads[1].out, kernel.shape[3]]
+    has_bias = bias is not None
+
+    def split(arrays):
+        return (arrays[0], arrays[1], arrays[2] if has_bias else None)
+
+    def forward(*arrays):
+        xa, wa, ba = split(arrays)
+        return reference.conv2d_forward(xa, wa, ba, strides, padding)[0]
+
+    def backward(dy, *arrays):
+        xa, wa, ba = split(arrays)
+        _, cache = reference.conv2d_forward(xa, wa, ba, strides, padding)
+        return reference.conv2d_backward(dy, cache)
+
+    return _numpy_op("conv2d_numpy", forward, backward, out_shape,
+                     [x, kernel, bias], [True, True, has_bias])
+
+
+def conv2d(
+    x: tf.Tensor,
+    kernel: tf.Tensor,
+    bias: Optional[tf.Tensor] = None,
+    strides: IntOrPair = 1,
+    padding: str = "valid",
+    impl: str = "tf",
+) -> tf.Tensor:
+    """2-D convolution (cross-correlation) with a hand-written gradient.
+
+    Args:
+        x: (N, H, W, C), float16/bfloat16/float32/float64.
+        kernel: (KH, KW, C, F); cast to x's dtype for the forward.
+        bias: (F,) or None.
+        strides: int or (SH, SW).
+        padding: "valid" (HO = (H - KH) // SH + 1) or "same" (HO = ceil(H / SH),
+            TensorFlow's padding rule).
+        impl: "tf" (TF ops, any device, XLA) or "numpy" (the NumPy reference via
+            ``tf.numpy_function``: CPU only, slow, no XLA, not exportable).
+
+    Returns:
+        (N, HO, WO, F) in x's dtype.
+
+    Raises:
+        ValueError: on bad ranks, channel mismatch, bad strides/padding/impl.
+    """
+    strides = normalize_tuple(strides, "strides")
+    padding = normalize_padding(padding)
+    impl = normalize_impl(impl)
+    x = tf.convert_to_tensor(x)
+    kernel = tf.convert_to_tensor(kernel)
+    _static_hw(x, "conv2d")
+    if kernel.shape.rank != 4 or kernel.shape[2] != x.shape[3]:
+        raise ValueError(
+            "conv2d expects a kernel of shape (KH, KW, C, F) whose C matches the "
+            f"input's channels. Received x.shape={x.shape}, kernel.shape={kernel.shape}"
+        )
+    if bias is not None:
+        bias = tf.convert_to_tensor(bias)
+        if bias.shape.as_list() != [kernel.shape[3]]:
+            raise ValueError(
+                f"conv2d expects a bias of shape ({kernel.shape[3]},). "
+                f"Received bias.shape={bias.shape}"
+            )
+    if impl == "numpy":
+        return _conv2d_numpy(x, kernel, bias, strides, padding)
+    return _conv2d_tf(x, kernel, bias, strides, padding)
+
+
+# ----------------------------------------------------------------------------
+# Max pooling
+# ----------------------------------------------------------------------------
+
+
+def max_pool2d_input_grad(
+    x: tf.Tensor,
+    y: tf.Tensor,
+    dy: tf.Tensor,
+    pool_size: Tuple[int, int],
+    strides: Tuple[int, int],
+    pads: Tuple[AxisPadding, AxisPadding],
+) -> tf.Tensor:
+    """dx of max pooling: each window's dy goes to its first maximum.
+
+    Windows are scanned offset by offset in row-major order; an offset takes a
+    window's gradient when it holds the maximum and no earlier offset did.
+
+    Args:
+        x: forward input, (N, H, W, C).
+        y: forward output, (N, HO, WO, C).
+        dy: upstream gradient, (N, HO, WO, C).
+        pool_size: (PH, PW). strides: (SH, SW). pads: ``spatial_padding``.
+
+    Returns:
+        dx: (N, H, W, C).
+    """
+    (ho, top, bottom), (wo, left, right) = pads
+    sh, sw = strides
+    x_pad = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]],
+                   constant_values=float("-inf"))
+    taken = tf.zeros_like(y, dtype=tf.bool)
+    zeros = tf.zeros_like(dy)
+    routed = []
+    for a in range(pool_size[0]):
+        for b in range(pool_size[1]):
+            candidate = x_pad[:, a : a + (ho - 1) * sh + 1 : sh, b : b + (wo - 1) * sw + 1 : sw, :]
+            hit = tf.logical_and(tf.equal(candidate, y), tf.logical_not(taken))
+            taken = tf.logical_or(taken, hit)
+            routed.append(tf.where(hit, dy, zeros))
+
+    h, w = x.shape[1], x.shape[2]
+    padded_hw = (h + top + bottom, w + left + right)
+    if tuple(strides) == tuple(pool_size):
+        # Windows tile the input: interleave the offsets instead of adding.
+        n, c = tf.shape(dy)[0], dy.shape[3]
+        tiles = tf.reshape(tf.stack(routed), [pool_size[0], pool_size[1], n, ho, wo, c])
+        tiles = tf.transpose(tiles, [2, 3, 0, 4, 1, 5])
+        dx_pad = tf.reshape(tiles, [n, ho * sh, wo * sw, c])
+        pad_h, crop_h = _pad_or_crop_amount(padded_hw[0] - ho * sh)
+        pad_w, crop_w = _pad_or_crop_amount(padded_hw[1] - wo * sw)
+        dx_pad = tf.pad(dx_pad[:, : ho * sh - crop_h, : wo * sw - crop_w, :],
+                        [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+    else:
+        dx_pad = None
+        for index, part in enumerate(routed):
+            a, b = divmod(index, pool_size[1])
+            spread = _dilate(part, strides)
+            spread = tf.pad(spread, [
+                [0, 0],
+                [a, padded_hw[0] - a - spread.shape[1]],
+                [b, padded_hw[1] - b - spread.shape[2]],
+                [0, 0],
+            ])
+            dx_pad = spread if dx_pad is None else dx_pad + spread
+    return dx_pad[:, top : top + h, left : left + w, :]
+
+
+def _max_pool2d_tf(x, pool_size, strides, padding):
+    pads = spatial_padding(_static_hw(x, "max_pool2d"), pool_size, strides, padding)
+
+    @tf.custom_gradient
+    def pool(x):
+        y = tf.nn.max_pool2d(x, list(pool_size), list(strides), padding.upper())
+
+        def grad(dy):
+            return max_pool2d_input_grad(x, y, dy, pool_size, strides, pads)
+
+        return y, grad
+
+    return pool(x)
+
+
+def _max_pool2d_numpy(x, pool_size, strides, padding):
+    pads = spatial_padding(_static_hw(x, "max_pool2d"), pool_size, strides, padding)
+    out_shape = [x.shape[0], pads[0].out, pads[1].out, x.shape[3]]
+
+    def forward(xa):
+        return reference.max_pool2d_forward(xa, pool_size, strides, padding)[0]
+
+    def backward(dy, xa):
+        _, cache = reference.max_pool2d_forward(xa, pool_size, strides, padding)
+        return [reference.max_pool2d_backward(dy, cache)]
+
+    return _numpy_op("max_pool2d_numpy", forward, backward, out_shape, [x], [True])
+
+
+def max_pool2d(
+    x: tf.Tensor,
+    pool_size: IntOrPair = 2,
+    strides: Optional[IntOrPair] = None,
+    padding: str = "valid",
+    impl: str = "tf",
+) -> tf.Tensor:
+    """2-D max pooling with a hand-written gradient.
+
+    Args:
+        x: (N, H, W, C).
+        pool_size: int or (PH, PW).
+        strides: int or (SH, SW); None means ``pool_size``.
+        padding: "valid" (HO = (H - PH) // SH + 1) or "same" (HO = ceil(H / SH));
+            padded positions never win a window.
+        impl: "tf" or "numpy" (see ``conv2d``).
+
+    Returns:
+        (N, HO, WO, C).
+    """
+    pool_size = normalize_tuple(pool_size, "pool_size")
+    strides = pool_size if strides is None else normalize_tuple(strides, "strides")
+    padding = normalize_padding(padding)
+    impl = normalize_impl(impl)
+    x = tf.convert_to_tensor(x)
+    if impl == "numpy":
+        return _max_pool2d_numpy(x, pool_size, strides, padding)
+    return _max_pool2d_tf(x, pool_size, strides, padding)
+
+
+# ----------------------------------------------------------------------------
+# Dense and ReLU
+# ----------------------------------------------------------------------------
+
+
+def _dense_tf(x, kernel, bias):
+    acc = _accumulation_dtype(x.dtype)
+    d, m = kernel.shape
+
+    def forward(x, kernel, *maybe_bias):
+        k = tf.cast(kernel, x.dtype)
+        rows = tf.reshape(x, [-1, d])
+        y = tf.matmul(rows, k)
+        if maybe_bias:
+            y = y + tf.cast(maybe_bias[0], x.dtype)
+        return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [m]], 0)), k, rows
+
+    def grads(dy, x, k, rows):
+        dy_rows = tf.reshape(dy, [-1, m])
+        dx = tf.reshape(tf.matmul(dy_rows, k, transpose_b=True), tf.shape(x))
+        dw = tf.matmul(tf.cast(rows, acc), tf.cast(dy_rows, acc), transpose_a=True)
+        return dx, dw, dy_rows
+
+    @tf.custom_gradient
+    def dense_with_bias(x, kernel, bias):
+        y, k, rows = forward(x, kernel, bias)
+
+        def grad(dy):
+            dx, dw, dy_rows = grads(dy, x, k, rows)
+            db = tf.reduce_sum(tf.cast(dy_rows, acc), axis=0)
+            return dx, tf.cast(dw, kernel.dtype), tf.cast(db, bias.dtype)
+
+        return y, grad
+
+    @tf.custom_gradient
+    def dense_no_bias(x, kernel):
+        y, k, rows = forward(x, kernel)
+
+        def grad(dy):
+            dx, dw, _ = grads(dy, x, k, rows)
+            return dx, tf.cast(dw, kernel.dtype)
+
+        return y, grad
+
+    y = dense_no_bias(x, kernel) if bias is None else dense_with_bias(x, kernel, bias)
+    y.set_shape(x.shape[:-1].concatenate([m]))
+    return y
+
+
+def _dense_numpy(x, kernel, bias):
+    has_bias = bias is not None
+    out_shape = x.shape[:-1].concatenate([kernel.shape[1]])
+
+    def forward(xa, wa, *ba):
+        return reference.affine_forward(xa, wa, ba[0] if ba else None)[0]
+
+    def backward(dy, xa, wa, *ba):
+        return reference.affine_backward(dy, (xa, wa, ba[0] if ba else None))
+
+    return _numpy_op("dense_numpy", forward, backward, out_shape,
+                     [x, kernel, bias], [True, True, has_bias])
+
+
+def dense(
+    x: tf.Tensor,
+    kernel: tf.Tensor,
+    bias: Optional[tf.Tensor] = None,
+    impl: str = "tf",
+) -> tf.Tensor:
+    """Affine layer on the last axis with a hand-written gradient.
+
+    Args:
+        x: (..., D), any rank ≥ 2.
+        kernel: (D, M). bias: (M,) or None.
+        impl: "tf" or "numpy" (see ``conv2d``).
+
+    Returns:
+        (..., M) = x · kernel + bias.
+    """
+    impl = normalize_impl(impl)
+    x = tf.convert_to_tensor(x)
+    kernel = tf.convert_to_tensor(kernel)
+    if kernel.shape.rank != 2 or x.shape.rank is None or x.shape[-1] != kernel.shape[0]:
+        raise ValueError(
+            "dense expects x of shape (..., D) and a kernel of shape (D, M). "
+            f"Received x.shape={x.shape}, kernel.shape={kernel.shape}"
+        )
+    if bias is not None:
+        bias = tf.convert_to_tensor(bias)
+    if impl == "numpy":
+        return _dense_numpy(x, kernel, bias)
+    return _dense_tf(x, kernel, bias)
+
+
+def relu(x: tf.Tensor, impl: str = "tf") -> tf.Tensor:
+    """max(x, 0) with a hand-written gradient: dx = dy where the output is > 0."""
+    impl = normalize_impl(impl)
+    x = tf.convert_to_tensor(x)
+    if impl == "numpy":
+        return _numpy_op(
+            "relu_numpy",
+            lambda xa: reference.relu_forward(xa)[0],
+            lambda dy, xa: [reference.relu_backward(dy, xa)],
+            x.shape, [x], [True],
+        )
+
+    @tf.custom_gradient
+    def relu_op(x):
+        y = tf.maximum(x, tf.zeros([], x.dtype))
+
+        def grad(dy):
+            return tf.where(y > 0, dy, tf.zeros_like(dy))
+
+        return y, grad
+
+    return relu_op(x)
