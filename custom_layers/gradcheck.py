@@ -1,0 +1,168 @@
+"""Gradient check: hand-written backward vs numeric gradient vs TF autodiff.
+
+Run ``python -m custom_layers.gradcheck`` to print, for each op and each
+gradient, the relative error of the TensorFlow op's hand-written backward
+against the NumPy reference backward, a centred-difference numeric gradient
+(float64) and TensorFlow's autodiff of the stock op, the way the cs231n
+exercises print them::
+
+    conv2d dx  vs numeric: 2.1e-10  vs autodiff: 3.4e-16  vs numpy: 2.0e-16
+
+Relative error is ``max |a - b| / max(eps, |a| + |b|)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from custom_layers import ops, reference
+
+EPSILON = 1e-8
+NUMERIC_STEP = 1e-5
+
+
+def rel_error(a, b, eps: float = EPSILON) -> float:
+    """``max |a - b| / max(eps, |a| + |b|)`` over all elements."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(eps, np.abs(a) + np.abs(b))))
+
+
+def numeric_gradient(f: Callable[[], np.ndarray], x: np.ndarray, dout: np.ndarray,
+                     h: float = NUMERIC_STEP) -> np.ndarray:
+    """Centred differences of ``sum(f() * dout)`` with respect to ``x``.
+
+    ``f`` reads ``x``, which is perturbed in place one element at a time.
+    """
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + h
+        plus = np.sum(f() * dout)
+        x[i] = old - h
+        minus = np.sum(f() * dout)
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def tf_gradients(fn: Callable[..., tf.Tensor], inputs: Sequence[np.ndarray],
+                 dout: np.ndarray) -> List[np.ndarray]:
+    """Gradients of ``sum(fn(*inputs) * dout)`` with respect to every input."""
+    tensors = [tf.constant(v) for v in inputs]
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        out = fn(*tensors)
+    return [g.numpy() for g in tape.gradient(out, tensors, output_gradients=tf.constant(dout))]
+
+
+def check_conv2d(rng: np.random.Generator, strides=1, padding="same") -> Dict[str, Dict[str, float]]:
+    """Errors of conv2d's dx/dw/db for a small float64 problem."""
+    x = rng.normal(size=(2, 7, 6, 3))
+    w = rng.normal(size=(3, 3, 3, 4))
+    b = rng.normal(size=(4,))
+    out, cache = reference.conv2d_forward(x, w, b, strides, padding)
+    dout = rng.normal(size=out.shape)
+    numpy_grads = reference.conv2d_backward(dout, cache)
+    ours = tf_gradients(lambda *t: ops.conv2d(*t, strides=strides, padding=padding), (x, w, b), dout)
+    stock = tf_gradients(
+        lambda xx, ww, bb: tf.nn.conv2d(xx, ww, strides, padding.upper()) + bb, (x, w, b), dout
+    )
+    forward = lambda: reference.conv2d_forward(x, w, b, strides, padding)[0]  # noqa: E731
+    numeric = [numeric_gradient(forward, v, dout) for v in (x, w, b)]
+    return _table(["dx", "dw", "db"], ours, numeric, stock, numpy_grads)
+
+
+def check_max_pool2d(rng: np.random.Generator, pool_size=2, strides=None,
+                     padding="valid") -> Dict[str, Dict[str, float]]:
+    """Errors of max_pool2d's dx (distinct values, so the maximum is unique)."""
+    x = rng.permutation(2 * 6 * 6 * 3).reshape(2, 6, 6, 3) / 10.0
+    out, cache = reference.max_pool2d_forward(x, pool_size, strides, padding)
+    dout = rng.normal(size=out.shape)
+    ours = tf_gradients(lambda t: ops.max_pool2d(t, pool_size, strides, padding), (x,), dout)
+    stride = pool_size if strides is None else strides
+    stock = tf_gradients(lambda t: tf.nn.max_pool2d(t, pool_size, stride, padding.upper()), (x,), dout)
+    forward = lambda: reference.max_pool2d_forward(x, pool_size, strides, padding)[0]  # noqa: E731
+    numeric = [numeric_gradient(forward, x, dout)]
+    return _table(["dx"], ours, numeric, stock, [reference.max_pool2d_backward(dout, cache)])
+
+
+def check_dense(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of dense's dx/dw/db on a rank-3 input."""
+    x = rng.normal(size=(2, 3, 5))
+    w = rng.normal(size=(5, 4))
+    b = rng.normal(size=(4,))
+    out, cache = reference.affine_forward(x, w, b)
+    dout = rng.normal(size=out.shape)
+    ours = tf_gradients(lambda *t: ops.dense(*t), (x, w, b), dout)
+    stock = tf_gradients(lambda xx, ww, bb: tf.tensordot(xx, ww, 1) + bb, (x, w, b), dout)
+    forward = lambda: reference.affine_forward(x, w, b)[0]  # noqa: E731
+    numeric = [numeric_gradient(forward, v, dout) for v in (x, w, b)]
+    return _table(["dx", "dw", "db"], ours, numeric, stock, reference.affine_backward(dout, cache))
+
+
+def check_relu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of relu's dx (inputs kept away from the kink at 0)."""
+    x = rng.normal(size=(4, 5))
+    x[np.abs(x) < 0.1] += 0.2
+    dout = rng.normal(size=x.shape)
+    ours = tf_gradients(ops.relu, (x,), dout)
+    stock = tf_gradients(tf.nn.relu, (x,), dout)
+    numeric = [numeric_gradient(lambda: reference.relu_forward(x)[0], x, dout)]
+    return _table(["dx"], ours, numeric, stock, [reference.relu_backward(dout, x)])
+
+
+def _table(names, ours, numeric, stock, numpy_grads):
+    return {
+        name: {
+            "numeric": rel_error(o, n),
+            "autodiff": rel_error(o, s),
+            "numpy": rel_error(o, r),
+        }
+        for name, o, n, s, r in zip(names, ours, numeric, stock, numpy_grads)
+    }
+
+
+def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Every check, keyed by a label such as "conv2d stride 2 valid"."""
+    rng = np.random.default_rng(seed)
+    results = {}
+    for strides in (1, 2):
+        for padding in ("same", "valid"):
+            results[f"conv2d stride {strides} {padding}"] = check_conv2d(rng, strides, padding)
+    results["max_pool2d 2x2"] = check_max_pool2d(rng)
+    results["max_pool2d 3x3 stride 2 same"] = check_max_pool2d(rng, 3, 2, "same")
+    results["dense"] = check_dense(rng)
+    results["relu"] = check_relu(rng)
+    return results
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer("seed", 0, "Seed of the random test problems.")
+    flags.DEFINE_float("tolerance", 1e-7, "Largest relative error that passes.")
+
+
+def main(argv: Sequence[str]) -> int:
+    del argv
+    worst = 0.0
+    for label, grads in run_all(FLAGS.seed).items():
+        for grad_name, errors in grads.items():
+            cells = "  ".join(f"vs {k}: {v:.1e}" for k, v in errors.items())
+            print(f"{label:30s} {grad_name}  {cells}")
+            worst = max(worst, *errors.values())
+    verdict = "PASS" if worst <= FLAGS.tolerance else "FAIL"
+    print(f"largest relative error {worst:.1e} (tolerance {FLAGS.tolerance:.0e}): {verdict}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

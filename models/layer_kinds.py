@@ -1,0 +1,40 @@
+"""Picks the layer classes a model is built from: ours or stock Keras."""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import keras
+
+import custom_layers
+
+LAYER_KINDS = ("custom", "keras")
+
+
+class LayerSet(NamedTuple):
+    """The three layer constructors a model needs."""
+
+    Conv2D: type
+    MaxPooling2D: type
+    Dense: type
+
+
+def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
+    """Returns the custom layers (with ``impl``) or the stock Keras ones.
+
+    Raises:
+        ValueError: for an unknown ``kind``, or ``impl`` other than "tf" with
+            stock layers.
+    """
+    if kind == "custom":
+        return LayerSet(
+            functools.partial(custom_layers.Conv2D, impl=impl),
+            functools.partial(custom_layers.MaxPooling2D, impl=impl),
+            functools.partial(custom_layers.Dense, impl=impl),
+        )
+    if kind == "keras":
+        if impl != "tf":
+            raise ValueError(f"impl={impl!r} applies only to layers='custom'")
+        return LayerSet(keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.Dense)
+    raise ValueError(f"layers must be one of {LAYER_KINDS}. Received: {kind!r}")
