@@ -152,6 +152,7 @@ def conv2d_kernel_grad(
     kernel_hw: Tuple[int, int],
     strides: Tuple[int, int],
     pads: Tuple[AxisPadding, AxisPadding],
+    dy_is_transposed: bool = False,
 ) -> tf.Tensor:
     """dw of a convolution: the correlation of the padded input with dy.
 
@@ -161,9 +162,11 @@ def conv2d_kernel_grad(
 
     Args:
         x: forward input, (N, H, W, C).
-        dy: upstream gradient, (N, HO, WO, F), same dtype as x.
+        dy: upstream gradient, (N, HO, WO, F), same dtype as x; or
+            (HO, WO, N, F) with ``dy_is_transposed``.
         kernel_hw: (KH, KW).
         strides, pads: as in the forward.
+        dy_is_transposed: dy is already laid out as (HO, WO, N, F).
 
     Returns:
         dw: (KH, KW, C, F).
@@ -180,7 +183,7 @@ def conv2d_kernel_grad(
     explicit.append([0, 0])
     x = x[:, : crops[0], : crops[1], :]
     x_t = tf.transpose(x, [3, 1, 2, 0])
-    dy_t = tf.transpose(dy, [1, 2, 0, 3])
+    dy_t = dy if dy_is_transposed else tf.transpose(dy, [1, 2, 0, 3])
     dw_t = tf.nn.conv2d(x_t, dy_t, strides=1, padding=explicit, dilations=list(strides))
     return tf.transpose(dw_t, [1, 2, 0, 3])
 
@@ -216,15 +219,15 @@ def _activate(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
     return tf.nn.relu(y) if activation == "relu" else y
 
 
-def _output_grad(y: tf.Tensor, dy: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
-    return _relu_grad(y, dy) if activation == "relu" else dy
-
-
-def _bias_grad(dy: tf.Tensor, acc: tf.DType, bias: Optional[tf.Tensor]):
-    if bias is None:
-        return None
-    axes = list(range(dy.shape.rank - 1))
-    return tf.cast(tf.reduce_sum(tf.cast(dy, acc), axis=axes), bias.dtype)
+# One XLA fusion reads dy once and writes everything the convolution's
+# backward needs from it: masked by the ReLU, transposed for dw, summed for db.
+# Unfused, these are three passes plus a transpose, ~15% of a training step.
+@tf.function(jit_compile=True)
+def _conv_output_grads(y, dy, relu: bool, acc_name: str):
+    if relu:
+        dy = tf.where(y > 0, dy, tf.zeros([], dy.dtype))
+    dy_acc = tf.cast(dy, acc_name)
+    return dy, tf.transpose(dy_acc, [1, 2, 0, 3]), tf.reduce_sum(dy_acc, axis=[0, 1, 2])
 
 
 def _conv2d_tf(x, kernel, bias, strides, padding, activation):
@@ -243,10 +246,12 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
 
     def backward(dy, saved):
         x, k, kernel, bias, y = saved
-        dy = _output_grad(y, dy, activation)
+        dy, dy_t, db = _conv_output_grads(y, dy, activation == "relu", acc.name)
         dx = conv2d_input_grad(dy, k, (h, w), strides, pads)
-        dw = conv2d_kernel_grad(tf.cast(x, acc), tf.cast(dy, acc), kernel_hw, strides, pads)
-        return dx, tf.cast(dw, kernel.dtype), _bias_grad(dy, acc, bias)
+        dw = conv2d_kernel_grad(tf.cast(x, acc), dy_t, kernel_hw, strides, pads,
+                                dy_is_transposed=True)
+        db = None if bias is None else tf.cast(db, bias.dtype)
+        return dx, tf.cast(dw, kernel.dtype), db
 
     return _weighted_op(forward, backward, bias is not None)(
         *[t for t in (x, kernel, bias) if t is not None]
@@ -533,6 +538,15 @@ def max_pool2d(
 # ----------------------------------------------------------------------------
 
 
+@tf.function(jit_compile=True)
+def _dense_output_grads(y, dy, relu: bool, acc_name: str):
+    """dy (rows, M) masked by the ReLU, in the accumulation dtype, and Σ dy."""
+    if relu:
+        dy = tf.where(y > 0, dy, tf.zeros([], dy.dtype))
+    dy_acc = tf.cast(dy, acc_name)
+    return dy, dy_acc, tf.reduce_sum(dy_acc, axis=0)
+
+
 def _dense_tf(x, kernel, bias, activation):
     acc = _accumulation_dtype(x.dtype)
     d, m = kernel.shape
@@ -548,10 +562,12 @@ def _dense_tf(x, kernel, bias, activation):
 
     def backward(dy, saved):
         x, k, kernel, bias, rows, y = saved
-        dy_rows = _output_grad(y, tf.reshape(dy, [-1, m]), activation)
+        dy_rows, dy_acc, db = _dense_output_grads(y, tf.reshape(dy, [-1, m]),
+                                                  activation == "relu", acc.name)
         dx = tf.reshape(tf.matmul(dy_rows, k, transpose_b=True), tf.shape(x))
-        dw = tf.matmul(tf.cast(rows, acc), tf.cast(dy_rows, acc), transpose_a=True)
-        return dx, tf.cast(dw, kernel.dtype), _bias_grad(dy_rows, acc, bias)
+        dw = tf.matmul(tf.cast(rows, acc), dy_acc, transpose_a=True)
+        db = None if bias is None else tf.cast(db, bias.dtype)
+        return dx, tf.cast(dw, kernel.dtype), db
 
     y = _weighted_op(forward, backward, bias is not None)(
         *[t for t in (x, kernel, bias) if t is not None]

@@ -1,0 +1,97 @@
+"""Training speed of the reference MNIST model: custom layers vs stock Keras.
+
+Both models train in the same process, on the same MNIST batches, with the
+same optimizer; after a warm-up the two alternate in rounds so that machine
+noise hits both alike. Prints examples/s per round, the medians and
+custom/stock ratio::
+
+    python benchmarks/layer_speed.py --data_dir=../shared/data/mnist
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Dict, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import models  # noqa: E402
+from datasets import load_mnist  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("data_dir", None, "MNIST folder (see train_mnist.py); default: Keras cache.")
+    flags.DEFINE_integer("batch_size", 50, "Examples per step.", lower_bound=1)
+    flags.DEFINE_integer("steps", 50, "Steps per timed round.", lower_bound=1)
+    flags.DEFINE_integer("rounds", 7, "Timed rounds per model (alternating).", lower_bound=1)
+    flags.DEFINE_integer("warmup_steps", 10, "Untimed steps per model first.", lower_bound=1)
+    flags.DEFINE_boolean("jit_compile", False, "Compile both train steps with XLA.")
+
+
+def make_train_step(kind: str, jit_compile: bool, seed: int = 0):
+    """A compiled Adam training step of the reference convnet with ``kind`` layers."""
+    keras.utils.set_random_seed(seed)
+    model = models.build_convnet(layers=kind)
+    optimizer = keras.optimizers.Adam(1e-4)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function(jit_compile=jit_compile)
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def benchmark(images: np.ndarray, labels: np.ndarray, batch_size: int, steps: int,
+              rounds: int, warmup_steps: int, jit_compile: bool) -> Dict[str, list]:
+    """examples/s of each round for "custom" and "keras", alternating."""
+    n_batches = len(images) // batch_size
+    batches = [
+        (tf.constant(images[i * batch_size:(i + 1) * batch_size]),
+         tf.constant(labels[i * batch_size:(i + 1) * batch_size]))
+        for i in range(min(n_batches, steps))
+    ]
+    steps_by_kind = {kind: make_train_step(kind, jit_compile) for kind in ("custom", "keras")}
+    for step in steps_by_kind.values():
+        for i in range(warmup_steps):
+            step(*batches[i % len(batches)]).numpy()
+    speeds = {kind: [] for kind in steps_by_kind}
+    for _ in range(rounds):
+        for kind, step in steps_by_kind.items():
+            start = time.perf_counter()
+            for i in range(steps):
+                loss = step(*batches[i % len(batches)])
+            loss.numpy()
+            speeds[kind].append(steps * batch_size / (time.perf_counter() - start))
+    return speeds
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    data = load_mnist(FLAGS.data_dir, validation_size=0)
+    images = data.train.images.astype(np.float32) / 255.0
+    speeds = benchmark(images, data.train.labels, FLAGS.batch_size, FLAGS.steps,
+                       FLAGS.rounds, FLAGS.warmup_steps, FLAGS.jit_compile)
+    for kind, values in speeds.items():
+        print(f"{kind:7s} examples/s per round: " + " ".join(f"{v:.0f}" for v in values))
+    custom, stock = (float(np.median(speeds[k])) for k in ("custom", "keras"))
+    print(f"batch_size={FLAGS.batch_size} jit_compile={FLAGS.jit_compile} "
+          f"custom={custom:.0f} keras={stock:.0f} examples/s  ratio custom/keras={custom / stock:.3f}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

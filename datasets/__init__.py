@@ -1,0 +1,7 @@
+"""Data loaders: validated arrays from local files, the Keras cache or a download."""
+
+from datasets.errors import DataError
+from datasets.mnist import load_mnist
+from datasets.splits import Dataset, Split
+
+__all__ = ["DataError", "Dataset", "Split", "load_mnist"]

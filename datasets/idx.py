@@ -1,0 +1,90 @@
+"""Reader for the IDX format of the MNIST files, validating everything it reads.
+
+An IDX file is a big-endian header, ``0x00 0x00 <type> <ndim>``, then one
+uint32 per dimension, then the data. MNIST uses type 0x08 (unsigned byte).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from typing import Optional, Sequence
+
+import numpy as np
+
+from datasets.errors import DataError
+
+UBYTE_TYPE = 0x08
+# The largest file we accept; MNIST's biggest is 47 MB unpacked. A header
+# claiming more is corrupt or hostile, and would otherwise allocate it.
+MAX_DATA_BYTES = 1 << 30
+
+
+def _open(path: str):
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def read_idx(path: str, expected_shape: Optional[Sequence[Optional[int]]] = None) -> np.ndarray:
+    """Reads an IDX file of unsigned bytes, gzipped or not.
+
+    Args:
+        path: the file.
+        expected_shape: dimensions to check; None entries match anything.
+
+    Returns:
+        A uint8 array with the file's dimensions.
+
+    Raises:
+        DataError: naming ``path``, if the file is missing, not IDX, not
+            unsigned bytes, truncated, longer than its header says, or of
+            another shape than expected.
+    """
+    name = os.path.basename(path)
+    try:
+        with _open(path) as f:
+            header = f.read(4)
+            if len(header) < 4 or header[:2] != b"\x00\x00":
+                raise DataError(f"{path}: not an IDX file (bad magic number {header.hex()!r})")
+            if header[2] != UBYTE_TYPE:
+                raise DataError(
+                    f"{path}: IDX data type 0x{header[2]:02x}, expected 0x08 (unsigned byte)"
+                )
+            ndim = header[3]
+            if not 1 <= ndim <= 4:
+                raise DataError(f"{path}: IDX header claims {ndim} dimensions")
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            dims = struct.unpack(f">{ndim}I", dims_raw)
+            size = int(np.prod(dims, dtype=np.int64))
+            if size > MAX_DATA_BYTES:
+                raise DataError(f"{path}: IDX header claims {size} bytes of data, too large")
+            data = f.read(size + 1)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: unreadable or corrupt ({e})") from None
+    if len(data) < size:
+        raise DataError(f"{name} is truncated: {len(data)} of {size} data bytes ({path})")
+    if len(data) > size:
+        raise DataError(f"{path}: more data than its IDX header says {dims}")
+    array = np.frombuffer(data, dtype=np.uint8).reshape(dims)
+    if expected_shape is not None and (
+        len(expected_shape) != len(dims)
+        or any(e is not None and e != d for e, d in zip(expected_shape, dims))
+    ):
+        raise DataError(f"{path}: shape {dims}, expected {tuple(expected_shape)}")
+    return array
+
+
+def write_idx(path: str, array: np.ndarray, compress: bool = True) -> None:
+    """Writes a uint8 array as IDX (used by tests to make tiny MNIST files)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    payload = struct.pack(">BBBB", 0, 0, UBYTE_TYPE, array.ndim)
+    payload += struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    opener = gzip.open if compress else open
+    with opener(path, "wb") as f:
+        f.write(payload)

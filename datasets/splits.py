@@ -1,0 +1,75 @@
+"""The arrays a training run works with, split into train / validation / test."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from datasets.errors import DataError
+
+
+class Split(NamedTuple):
+    images: np.ndarray  # (N, H, W, C) uint8
+    labels: np.ndarray  # (N,) int32
+
+
+class Dataset(NamedTuple):
+    """Images as uint8 NHWC, labels as int32, plus what describes them."""
+
+    train: Split
+    validation: Split
+    test: Split
+    class_names: Sequence[str]
+    name: str
+
+
+def check_split(images: np.ndarray, labels: np.ndarray, num_classes: int, source: str) -> Split:
+    """Validates one split and returns it as (N, H, W, C) uint8 and (N,) int32.
+
+    Raises:
+        DataError: naming ``source`` if counts, dtypes or label range are wrong.
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.dtype != np.uint8:
+        raise DataError(f"{source}: images are {images.dtype}, expected uint8")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise DataError(f"{source}: images have shape {images.shape}, expected (N, H, W[, C])")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(
+            f"{source}: {images.shape[0]} images but labels of shape {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{source}: labels are {labels.dtype}, expected integers")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(
+            f"{source}: labels range over [{labels.min()}, {labels.max()}], "
+            f"expected [0, {num_classes - 1}]"
+        )
+    return Split(images, labels.astype(np.int32))
+
+
+def hold_out_validation(train: Split, validation_size: int, seed: Optional[int] = 0):
+    """Splits ``validation_size`` random examples off the training split.
+
+    Returns:
+        (train, validation) Splits; the same seed gives the same split.
+
+    Raises:
+        ValueError: if the split would leave no training examples.
+    """
+    n = train.images.shape[0]
+    if not 0 <= validation_size < n:
+        raise ValueError(
+            f"validation_size must be in [0, {n}) for {n} training examples. "
+            f"Received: {validation_size}"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    val_idx, train_idx = order[:validation_size], order[validation_size:]
+    return (
+        Split(train.images[train_idx], train.labels[train_idx]),
+        Split(train.images[val_idx], train.labels[val_idx]),
+    )
