@@ -1,0 +1,220 @@
+"""The Keras layers: drop-in conventions, serialization, training, no TF backprop kernels."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import custom_layers
+import models
+
+FORBIDDEN_OPS = {
+    "Conv2DBackpropInput", "Conv2DBackpropInputV2", "Conv2DBackpropFilter",
+    "Conv2DBackpropFilterV2", "MaxPoolGrad", "MaxPoolGradV2", "MaxPoolGradGrad",
+    "MaxPoolGradGradV2", "MaxPoolGradWithArgmax", "ReluGrad", "BiasAddGrad",
+    "Conv2DTranspose", "_MklConv2DBackpropInput", "_MklConv2DBackpropFilter",
+    "_MklMaxPoolGrad", "_MklReluGrad",
+}
+
+STOCK_PAIRS = [
+    (custom_layers.Conv2D, keras.layers.Conv2D,
+     dict(filters=4, kernel_size=3, strides=2, padding="same", activation="relu"), (2, 9, 7, 3)),
+    (custom_layers.Conv2D, keras.layers.Conv2D,
+     dict(filters=2, kernel_size=(1, 3), use_bias=False, activation="tanh"), (1, 5, 6, 2)),
+    (custom_layers.MaxPooling2D, keras.layers.MaxPooling2D,
+     dict(pool_size=3, strides=2, padding="same"), (2, 7, 7, 3)),
+    (custom_layers.Dense, keras.layers.Dense, dict(units=5, activation="relu"), (3, 4, 6)),
+    (custom_layers.Dense, keras.layers.Dense, dict(units=2, use_bias=False), (3, 6)),
+]
+
+
+@pytest.mark.parametrize("custom_cls,stock_cls,kwargs,shape", STOCK_PAIRS)
+def test_weights_interchange_with_stock_layers_both_ways(custom_cls, stock_cls, kwargs, shape):
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    custom, stock = custom_cls(**kwargs), stock_cls(**kwargs)
+    custom(x), stock(x)
+    assert [w.shape for w in custom.get_weights()] == [w.shape for w in stock.get_weights()]
+    custom.set_weights(stock.get_weights())
+    np.testing.assert_allclose(custom(x), stock(x), rtol=1e-5, atol=1e-5)
+    stock.set_weights([w * 2 for w in custom.get_weights()])
+    custom.set_weights(stock.get_weights())
+    np.testing.assert_allclose(custom(x), stock(x), rtol=1e-5, atol=1e-5)
+    assert custom.compute_output_shape(shape) == tuple(stock.compute_output_shape(shape))
+
+    xt = tf.constant(x)
+    grads = []
+    for layer in (custom, stock):
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            loss = tf.reduce_sum(tf.sin(layer(xt)))
+        grads.append(tape.gradient(loss, [xt] + layer.trainable_weights))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("custom_cls,stock_cls,kwargs,shape", STOCK_PAIRS)
+def test_config_round_trip(custom_cls, stock_cls, kwargs, shape):
+    layer = custom_cls(**kwargs, impl="numpy", name="probe")
+    clone = custom_cls.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert clone.impl == "numpy" and not clone.supports_jit
+
+
+def test_keras_file_round_trip_needs_no_custom_objects(tmp_path):
+    model = models.build_convnet(input_shape=(12, 12, 1), num_classes=3)
+    x = np.random.default_rng(1).uniform(size=(4, 12, 12, 1)).astype(np.float32)
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.get_layer("conv1"), custom_layers.Conv2D)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+def test_alias_and_exports():
+    assert custom_layers.MaxPool2D is custom_layers.MaxPooling2D
+    assert keras.saving.get_registered_name(custom_layers.Conv2D) == "custom_layers>Conv2D"
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: custom_layers.Conv2D(4, 3, dilation_rate=2), "dilation_rate"),
+    (lambda: custom_layers.Conv2D(4, 3, groups=2), "groups"),
+    (lambda: custom_layers.Conv2D(4, 3, data_format="channels_first"), "channels_last"),
+    (lambda: custom_layers.Conv2D(0, 3), "filters"),
+    (lambda: custom_layers.Conv2D(4, -1), "kernel_size"),
+    (lambda: custom_layers.Conv2D(4, 3, padding="causal"), "padding"),
+    (lambda: custom_layers.MaxPooling2D(2, data_format="channels_first"), "channels_last"),
+    (lambda: custom_layers.MaxPooling2D((2, 2, 2)), "pool_size"),
+    (lambda: custom_layers.Dense(-3), "units"),
+    (lambda: custom_layers.Dense(3, impl="cuda"), "impl"),
+])
+def test_unsupported_arguments_raise_value_error(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_bad_inputs_name_the_layer_and_shapes():
+    layer = custom_layers.Conv2D(4, 3, name="my_conv")
+    with pytest.raises(ValueError, match="my_conv"):
+        layer(tf.zeros([2, 8, 8]))
+    layer(tf.zeros([1, 8, 8, 3]))
+    with pytest.raises(ValueError, match=r"my_conv[\s\S]*3[\s\S]*\(1, 8, 8, 2\)"):
+        layer(tf.zeros([1, 8, 8, 2]))
+    dense = custom_layers.Dense(2, name="my_dense")
+    dense(tf.zeros([1, 4]))
+    with pytest.raises(ValueError, match="my_dense"):
+        dense(tf.zeros([1, 5]))
+
+
+class SubclassedNet(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv = custom_layers.Conv2D(4, 3, padding="same", activation="relu")
+        self.pool = custom_layers.MaxPooling2D()
+        self.flat = keras.layers.Flatten()
+        self.out = custom_layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.flat(self.pool(self.conv(x))))
+
+
+def _toy_data(n=96, size=8, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, size=n)
+    images = rng.normal(scale=0.3, size=(n, size, size, 1)).astype(np.float32)
+    for c in range(classes):  # class c lights up row band c: learnable quickly
+        images[labels == c, 2 * c : 2 * c + 2, :, 0] += 1.0
+    return images, labels
+
+
+@pytest.mark.parametrize("style", ["sequential", "functional", "subclassed"])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_fit_lowers_the_loss(style, jit_compile):
+    keras.utils.set_random_seed(0)
+    if style == "sequential":
+        model = keras.Sequential([
+            keras.Input((8, 8, 1)),
+            custom_layers.Conv2D(4, 3, padding="same", activation="relu"),
+            custom_layers.MaxPool2D(),
+            keras.layers.Flatten(),
+            custom_layers.Dense(3, activation="softmax"),
+        ])
+    elif style == "functional":
+        model = models.build_three_layer(input_shape=(8, 8, 1), num_classes=3)
+    else:
+        model = SubclassedNet()
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy",
+                  jit_compile=jit_compile)
+    images, labels = _toy_data()
+    before = model.evaluate(images, labels, verbose=0)
+    model.fit(images, labels, batch_size=16, epochs=3, verbose=0)
+    after = model.evaluate(images, labels, verbose=0)
+    assert after < 0.7 * before
+
+
+def test_numpy_impl_trains_like_tf_impl():
+    images, labels = _toy_data(n=32)
+    losses = {}
+    for impl in ("tf", "numpy"):
+        keras.utils.set_random_seed(3)
+        model = models.build_three_layer(input_shape=(8, 8, 1), num_classes=3, impl=impl)
+        model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+        history = model.fit(images, labels, batch_size=8, epochs=2, verbose=0, shuffle=False)
+        losses[impl] = history.history["loss"]
+    np.testing.assert_allclose(losses["numpy"], losses["tf"], rtol=1e-3)
+
+
+def test_mixed_precision_fit_keeps_float32_weights():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = models.build_three_layer(input_shape=(8, 8, 1), num_classes=3)
+        model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+        images, labels = _toy_data()
+        history = model.fit(images, labels, batch_size=16, epochs=3, verbose=0)
+        assert model.get_layer("conv1").kernel.dtype == "float32"
+        assert model.get_layer("conv1").compute_dtype == "float16"
+        assert history.history["loss"][-1] < history.history["loss"][0]
+        assert all(np.isfinite(w).all() for w in model.get_weights())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _all_op_types(graph_def):
+    types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        types |= {node.op for node in function.node_def}
+    return types
+
+
+def test_gradient_graph_has_no_tensorflow_backprop_kernels():
+    model = models.build_convnet(input_shape=(28, 28, 1))
+    optimizer = keras.optimizers.Adam()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    x = tf.zeros([2, 28, 28, 1])
+    y = tf.zeros([2], tf.int32)
+    graph_def = train_step.get_concrete_function(x, y).graph.as_graph_def()
+    types = _all_op_types(graph_def)
+    assert "Conv2D" in types and "MatMul" in types  # the graph is the real one
+    assert not types & FORBIDDEN_OPS
+
+    # The check can fail: the same step with stock layers uses the kernels.
+    stock = models.build_convnet(input_shape=(28, 28, 1), layers="keras")
+
+    @tf.function
+    def stock_grads(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, stock(x, training=True))
+        return tape.gradient(loss, stock.trainable_variables)
+
+    stock_types = _all_op_types(stock_grads.get_concrete_function(x, y).graph.as_graph_def())
+    assert {"Conv2DBackpropFilter", "MaxPoolGrad"} <= stock_types
