@@ -32,7 +32,7 @@ batch size need not be.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -146,13 +146,56 @@ def conv2d_input_grad(
     return tf.nn.conv2d(dilated, rotated, strides=1, padding=explicit)
 
 
+class KernelGradPlan(NamedTuple):
+    """How dw is computed for one convolution (static, fixed at trace time)."""
+
+    explicit: Tuple[Tuple[int, int], ...]  # padding of x, per NHWC axis
+    crop_hw: Tuple[int, int]  # rows/columns of x that any window reads
+    chunks: Tuple[Optional[int], ...]  # batch chunk sizes, one conv each
+    strides: Tuple[int, int]
+
+
+def plan_kernel_grad(x_shape, kernel_hw, strides, pads, out_area: int) -> KernelGradPlan:
+    explicit = [[0, 0]]
+    crop = []
+    for axis, pad in enumerate(pads):
+        # Pad only as far as the last kernel row reaches, so that the output
+        # is exactly KH x KW.
+        reach = (pad.out - 1) * strides[axis] + kernel_hw[axis]
+        after, cut = _pad_or_crop_amount(reach - x_shape[1 + axis] - pad.before)
+        explicit.append([pad.before, after])
+        crop.append(x_shape[1 + axis] - cut)
+    explicit.append([0, 0])
+    chunks = tuple(_batch_chunks(x_shape[0], x_shape[3], out_area))
+    return KernelGradPlan(tuple(map(tuple, explicit)), tuple(crop), chunks, tuple(strides))
+
+
+def kernel_grad_operands(x: tf.Tensor, dy: tf.Tensor, plan: KernelGradPlan):
+    """x as (C, H, W, n) and dy as (HO, WO, n, F), one pair per batch chunk."""
+    x = x[:, : plan.crop_hw[0], : plan.crop_hw[1], :]
+    if len(plan.chunks) == 1:
+        return [tf.transpose(x, [3, 1, 2, 0])], [tf.transpose(dy, [1, 2, 0, 3])]
+    return ([tf.transpose(part, [3, 1, 2, 0]) for part in tf.split(x, plan.chunks, axis=0)],
+            [tf.transpose(part, [1, 2, 0, 3]) for part in tf.split(dy, plan.chunks, axis=0)])
+
+
+def kernel_grad_from_operands(x_parts, dy_parts, plan: KernelGradPlan) -> tf.Tensor:
+    """Σ over chunks of the forward convolution x_t ⋆ dy_t, as (KH, KW, C, F)."""
+    partial = [
+        tf.nn.conv2d(x_t, dy_t, strides=1, padding=[list(p) for p in plan.explicit],
+                     dilations=list(plan.strides))
+        for x_t, dy_t in zip(x_parts, dy_parts)
+    ]
+    dw_t = partial[0] if len(partial) == 1 else tf.add_n(partial)
+    return tf.transpose(dw_t, [1, 2, 0, 3])
+
+
 def conv2d_kernel_grad(
     x: tf.Tensor,
     dy: tf.Tensor,
     kernel_hw: Tuple[int, int],
     strides: Tuple[int, int],
     pads: Tuple[AxisPadding, AxisPadding],
-    dy_is_transposed: bool = False,
 ) -> tf.Tensor:
     """dw of a convolution: the correlation of the padded input with dy.
 
@@ -162,30 +205,34 @@ def conv2d_kernel_grad(
 
     Args:
         x: forward input, (N, H, W, C).
-        dy: upstream gradient, (N, HO, WO, F), same dtype as x; or
-            (HO, WO, N, F) with ``dy_is_transposed``.
+        dy: upstream gradient, (N, HO, WO, F), same dtype as x.
         kernel_hw: (KH, KW).
         strides, pads: as in the forward.
-        dy_is_transposed: dy is already laid out as (HO, WO, N, F).
 
     Returns:
         dw: (KH, KW, C, F).
     """
-    explicit = [[0, 0]]
-    crops = []
-    for axis, pad in enumerate(pads):
-        # Pad only as far as the last kernel row reaches, so that the output
-        # is exactly KH x KW.
-        reach = (pad.out - 1) * strides[axis] + kernel_hw[axis]
-        after, crop = _pad_or_crop_amount(reach - x.shape[1 + axis] - pad.before)
-        explicit.append([pad.before, after])
-        crops.append(x.shape[1 + axis] - crop)
-    explicit.append([0, 0])
-    x = x[:, : crops[0], : crops[1], :]
-    x_t = tf.transpose(x, [3, 1, 2, 0])
-    dy_t = dy if dy_is_transposed else tf.transpose(dy, [1, 2, 0, 3])
-    dw_t = tf.nn.conv2d(x_t, dy_t, strides=1, padding=explicit, dilations=list(strides))
-    return tf.transpose(dw_t, [1, 2, 0, 3])
+    plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads, dy.shape[1] * dy.shape[2])
+    return kernel_grad_from_operands(*kernel_grad_operands(x, dy, plan), plan)
+
+
+# Measured with oneDNN on AVX-512 (TF 2.21): the dw convolution, whose filter
+# is dy viewed as (HO, WO, N, F), runs ~2x slower per example once that
+# filter's HO*WO*N passes ~8K elements (e.g. N > 48 at 14x14), unless C is
+# tiny (first layer), where one big convolution is fastest. Splitting the batch
+# into chunks under the limit and adding the partial dw keeps the fast kernel.
+_DW_FILTER_ELEMENTS = 8192
+_DW_MIN_CHANNELS_TO_SPLIT = 8
+
+
+def _batch_chunks(batch: Optional[int], channels: int, out_area: int) -> List[Optional[int]]:
+    """Near-equal batch chunk sizes for the dw convolution; [batch] for no split."""
+    if batch is None or channels < _DW_MIN_CHANNELS_TO_SPLIT:
+        return [batch]
+    per_chunk = max(1, _DW_FILTER_ELEMENTS // out_area)
+    count = -(-batch // per_chunk)
+    base, extra = divmod(batch, count)
+    return [base + 1] * extra + [base] * (count - extra)
 
 
 def _weighted_op(forward, backward, has_bias):
@@ -219,15 +266,17 @@ def _activate(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
     return tf.nn.relu(y) if activation == "relu" else y
 
 
-# One XLA fusion reads dy once and writes everything the convolution's
-# backward needs from it: masked by the ReLU, transposed for dw, summed for db.
-# Unfused, these are three passes plus a transpose, ~15% of a training step.
+# One XLA computation reads dy and x once and writes everything the
+# convolution's backward needs from them: dy masked by the ReLU, x and dy
+# transposed (and split) for dw, dy summed for db. Unfused, these are half a
+# dozen passes over the tensors, ~15% of a training step.
 @tf.function(jit_compile=True)
-def _conv_output_grads(y, dy, relu: bool, acc_name: str):
+def _conv_backward_operands(x, y, dy, relu: bool, acc_name: str, plan: KernelGradPlan):
     if relu:
         dy = tf.where(y > 0, dy, tf.zeros([], dy.dtype))
     dy_acc = tf.cast(dy, acc_name)
-    return dy, tf.transpose(dy_acc, [1, 2, 0, 3]), tf.reduce_sum(dy_acc, axis=[0, 1, 2])
+    x_parts, dy_parts = kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan)
+    return dy, x_parts, dy_parts, tf.reduce_sum(dy_acc, axis=[0, 1, 2])
 
 
 def _conv2d_tf(x, kernel, bias, strides, padding, activation):
@@ -246,10 +295,11 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
 
     def backward(dy, saved):
         x, k, kernel, bias, y = saved
-        dy, dy_t, db = _conv_output_grads(y, dy, activation == "relu", acc.name)
+        plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads, pads[0].out * pads[1].out)
+        dy, x_parts, dy_parts, db = _conv_backward_operands(
+            x, y, dy, activation == "relu", acc.name, plan)
         dx = conv2d_input_grad(dy, k, (h, w), strides, pads)
-        dw = conv2d_kernel_grad(tf.cast(x, acc), dy_t, kernel_hw, strides, pads,
-                                dy_is_transposed=True)
+        dw = kernel_grad_from_operands(x_parts, dy_parts, plan)
         db = None if bias is None else tf.cast(db, bias.dtype)
         return dx, tf.cast(dw, kernel.dtype), db
 
@@ -540,11 +590,10 @@ def max_pool2d(
 
 @tf.function(jit_compile=True)
 def _dense_output_grads(y, dy, relu: bool, acc_name: str):
-    """dy (rows, M) masked by the ReLU, in the accumulation dtype, and Σ dy."""
+    """dy (rows, M) masked by the ReLU, and Σ dy in the accumulation dtype."""
     if relu:
         dy = tf.where(y > 0, dy, tf.zeros([], dy.dtype))
-    dy_acc = tf.cast(dy, acc_name)
-    return dy, dy_acc, tf.reduce_sum(dy_acc, axis=0)
+    return dy, tf.reduce_sum(tf.cast(dy, acc_name), axis=0)
 
 
 def _dense_tf(x, kernel, bias, activation):
@@ -562,10 +611,10 @@ def _dense_tf(x, kernel, bias, activation):
 
     def backward(dy, saved):
         x, k, kernel, bias, rows, y = saved
-        dy_rows, dy_acc, db = _dense_output_grads(y, tf.reshape(dy, [-1, m]),
-                                                  activation == "relu", acc.name)
+        dy_rows, db = _dense_output_grads(y, tf.reshape(dy, [-1, m]),
+                                          activation == "relu", acc.name)
         dx = tf.reshape(tf.matmul(dy_rows, k, transpose_b=True), tf.shape(x))
-        dw = tf.matmul(tf.cast(rows, acc), dy_acc, transpose_a=True)
+        dw = tf.matmul(tf.cast(rows, acc), tf.cast(dy_rows, acc), transpose_a=True)
         db = None if bias is None else tf.cast(db, bias.dtype)
         return dx, tf.cast(dw, kernel.dtype), db
 

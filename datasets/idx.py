@@ -7,6 +7,7 @@ uint32 per dimension, then the data. MNIST uses type 0x08 (unsigned byte).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 from typing import Optional, Sequence
@@ -59,7 +60,7 @@ def read_idx(path: str, expected_shape: Optional[Sequence[Optional[int]]] = None
             if len(dims_raw) < 4 * ndim:
                 raise DataError(f"{path}: truncated IDX header")
             dims = struct.unpack(f">{ndim}I", dims_raw)
-            size = int(np.prod(dims, dtype=np.int64))
+            size = math.prod(dims)  # Python ints: a hostile header cannot overflow
             if size > MAX_DATA_BYTES:
                 raise DataError(f"{path}: IDX header claims {size} bytes of data, too large")
             data = f.read(size + 1)

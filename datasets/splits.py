@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -22,6 +22,9 @@ class Dataset(NamedTuple):
     test: Split
     class_names: Sequence[str]
     name: str
+    # Per-channel (mean, std) of [0, 1]-scaled training images to normalise
+    # with, or None to feed [0, 1] pixels as they are.
+    normalization: Optional[Tuple[np.ndarray, np.ndarray]] = None
 
 
 def check_split(images: np.ndarray, labels: np.ndarray, num_classes: int, source: str) -> Split:
@@ -73,3 +76,9 @@ def hold_out_validation(train: Split, validation_size: int, seed: Optional[int] 
         Split(train.images[train_idx], train.labels[train_idx]),
         Split(train.images[val_idx], train.labels[val_idx]),
     )
+
+
+def channel_statistics(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of uint8 (N, H, W, C) images scaled to [0, 1]."""
+    scaled = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    return scaled.mean(axis=0).astype(np.float32), scaled.std(axis=0).astype(np.float32)

@@ -8,7 +8,7 @@ import numpy as np
 
 from benchmarks import layer_speed
 from custom_layers import gradcheck
-from datasets.idx import write_idx
+from tests.data_factory import make_tiny_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,18 +36,6 @@ def test_benchmark_measures_both_kinds():
                                    warmup_steps=1, jit_compile=False)
     assert set(speeds) == {"custom", "keras"}
     assert all(len(v) == 2 and min(v) > 0 for v in speeds.values())
-
-
-def make_tiny_mnist(folder, n_train=64, n_test=32, seed=0):
-    """Writes the four official IDX files (gzipped) with random digits."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(folder, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"),
-                  rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
-        write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"),
-                  rng.integers(0, 10, size=n, dtype=np.uint8))
-    return folder
 
 
 def test_residual_example_trains(tmp_path):

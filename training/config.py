@@ -1,0 +1,103 @@
+"""Everything a training run needs to know, and the absl flags that fill it in."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from typing import Any, Dict, Optional
+
+from absl import flags
+
+OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
+LR_SCHEDULES = ("constant", "cosine", "step")
+MODES = ("train", "eval")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One run's settings; ``from_flags`` builds it, tests build it directly."""
+
+    dataset: str = "mnist"
+    steps: int = 3000
+    batch_size: int = 50
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    lr_schedule: str = "constant"
+    layers: str = "custom"
+    model: str = "convnet"
+    dropout_rate: float = 0.5
+    data_dir: Optional[str] = None
+    model_dir: Optional[str] = None
+    eval_every: int = 500
+    log_every: int = 100
+    mode: str = "train"
+    seed: int = 0
+    jit_compile: bool = False
+    mixed_precision: bool = False
+    validation_size: int = 5000
+    augment: bool = False
+    export_savedmodel: bool = False
+
+    def resolved_model_dir(self) -> str:
+        """``model_dir``, or ``runs/<dataset>-<timestamp>`` when unset."""
+        if self.model_dir:
+            return self.model_dir
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return os.path.join("runs", f"{self.dataset}-{stamp}")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _positive(name: str) -> None:
+    flags.register_validator(
+        name, lambda v: v is not None and v > 0,
+        message=f"--{name} must be a positive number",
+    )
+
+
+def define_flags(dataset: str, **defaults: Any) -> None:
+    """Defines every training flag; ``defaults`` overrides TrainConfig's defaults."""
+    base = dataclasses.replace(TrainConfig(dataset=dataset), **defaults)
+    flags.DEFINE_integer("steps", base.steps, "Training steps (batches) in total; "
+                         "a larger value continues a resumed run.")
+    flags.DEFINE_integer("batch_size", base.batch_size, "Examples per training step.")
+    flags.DEFINE_float("learning_rate", base.learning_rate, "Initial learning rate.")
+    flags.DEFINE_enum("optimizer", base.optimizer, OPTIMIZERS, "Optimizer.")
+    flags.DEFINE_enum("lr_schedule", base.lr_schedule, LR_SCHEDULES,
+                      "constant; cosine decay to 0 over --steps; step: x0.1 at 50% and 75%.")
+    flags.DEFINE_enum("layers", base.layers, ("custom", "keras"),
+                      "custom: hand-written gradients; keras: stock layers.")
+    flags.DEFINE_enum("model", base.model, ("convnet", "three_layer"), "Architecture.")
+    flags.DEFINE_float("dropout_rate", base.dropout_rate, "Dropout before the last layer, in [0, 1).")
+    flags.DEFINE_string("data_dir", base.data_dir,
+                        "Folder with the official data files; default: Keras cache, else download.")
+    flags.DEFINE_string("model_dir", base.model_dir,
+                        f"Checkpoints, logs and exports; default runs/{dataset}-<timestamp>. "
+                        "An existing one is resumed.")
+    flags.DEFINE_integer("eval_every", base.eval_every, "Validate and checkpoint every N steps.")
+    flags.DEFINE_integer("log_every", base.log_every, "Log progress every N steps.")
+    flags.DEFINE_enum("mode", base.mode, MODES, "train, or eval the latest checkpoint in --model_dir.")
+    flags.DEFINE_integer("seed", base.seed, "Random seed (weights, split, shuffling, dropout).")
+    flags.DEFINE_boolean("jit_compile", base.jit_compile, "Compile the train step with XLA.")
+    flags.DEFINE_boolean("mixed_precision", base.mixed_precision,
+                         "mixed_float16 policy (float32 weights, float16 compute).")
+    flags.DEFINE_integer("validation_size", base.validation_size,
+                         "Training examples held out for validation.")
+    flags.DEFINE_boolean("augment", base.augment,
+                         "Random crops after 4-pixel padding and horizontal flips while training.")
+    flags.DEFINE_boolean("export_savedmodel", base.export_savedmodel,
+                         "Also write a TensorFlow SavedModel to <model_dir>/savedmodel.")
+    for name in ("steps", "batch_size", "learning_rate", "eval_every", "log_every"):
+        _positive(name)
+    flags.register_validator("dropout_rate", lambda v: 0 <= v < 1,
+                             message="--dropout_rate must be in [0, 1)")
+    flags.register_validator("validation_size", lambda v: v >= 0,
+                             message="--validation_size must be >= 0")
+
+
+def from_flags(dataset: str, flag_values: flags.FlagValues = flags.FLAGS) -> TrainConfig:
+    """A TrainConfig from parsed flags (``FLAGS`` itself is never changed)."""
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "dataset"]
+    return TrainConfig(dataset=dataset, **{n: flag_values[n].value for n in names})
