@@ -280,7 +280,7 @@ def _run(config: TrainConfig, load_data) -> Dict[str, Any]:
                                        augment=config.augment, normalization=data.normalization)
         model.fit(train, steps_per_epoch=round_steps, initial_epoch=round_index,
                   epochs=round_index + 1, validation_data=validation,
-                  callbacks=[progress, tensorboard], verbose=0)
+                  callbacks=[progress, tensorboard], shuffle=False, verbose=0)
         step = int(model.optimizer.iterations.numpy())
         manager.save(checkpoint_number=step)
         _write_json(os.path.join(model_dir, "history.json"), history)
