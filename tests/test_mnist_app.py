@@ -67,7 +67,7 @@ def test_cli_trains_and_writes_everything(trained_run):
     assert metrics["steps"] == 5 and 0 <= metrics["test_accuracy"] <= 1
     assert metrics["examples_per_second"] > 0 and metrics["flags"]["layers"] == "custom"
     for name in ("training_curves.png", "filters.png", "confusion_matrix.png", "predictions.png",
-                 "model.keras", "history.json"):
+                 "model.keras"):
         assert os.path.getsize(os.path.join(model_dir, name)) > 0, name
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("-5")
 
@@ -98,7 +98,7 @@ def test_resume_continues_at_saved_step_and_eval_mode(trained_run):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Resuming from step 5" in result.stderr
     assert SUMMARY.search(result.stdout).group(1) == "8"
-    history = json.load(open(os.path.join(model_dir, "history.json")))
+    history = json.load(open(os.path.join(model_dir, "metrics.json")))["history"]
     train_steps = [h["step"] for h in history if "loss" in h]
     assert train_steps == sorted(set(train_steps)) and train_steps[-1] == 8
 

@@ -8,10 +8,16 @@ from typing import Callable, Dict, Sequence
 from absl import app
 
 from datasets import DataError
+from training.distribute import StrategyError
+from training.trainer import Interrupted, NonFiniteLossError
+
+# Exit codes: 2 bad data or setup, 3 non-finite loss, 128 + signal when stopped.
+EXIT_BAD_INPUT = 2
+EXIT_NON_FINITE = 3
 
 
 def main_for(run: Callable[..., Dict]) -> Callable[[Sequence[str]], None]:
-    """An absl ``main`` calling ``run(FLAGS)``; data problems exit 2 with one line."""
+    """An absl ``main`` calling ``run(FLAGS)``; known failures exit with one line."""
 
     def main(argv: Sequence[str]) -> None:
         if len(argv) > 1:
@@ -20,8 +26,14 @@ def main_for(run: Callable[..., Dict]) -> Callable[[Sequence[str]], None]:
 
         try:
             run(flags.FLAGS)
-        except (DataError, FileNotFoundError) as e:
+        except (DataError, FileNotFoundError, StrategyError) as e:
             print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(EXIT_BAD_INPUT)
+        except NonFiniteLossError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(EXIT_NON_FINITE)
+        except Interrupted as e:
+            print(f"stopped: {e}", file=sys.stderr)
+            sys.exit(128 + e.signum)
 
     return main

@@ -9,6 +9,8 @@ from typing import Any, Dict, Optional
 
 from absl import flags
 
+from training.distribute import STRATEGIES
+
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "step")
 MODES = ("train", "eval")
@@ -38,6 +40,8 @@ class TrainConfig:
     validation_size: int = 5000
     augment: bool = False
     export_savedmodel: bool = False
+    distribution_strategy: str = "auto"
+    num_cpu_devices: int = 1
 
     def resolved_model_dir(self) -> str:
         """``model_dir``, or ``runs/<dataset>-<timestamp>`` when unset."""
@@ -89,7 +93,14 @@ def define_flags(dataset: str, **defaults: Any) -> None:
                          "Random crops after 4-pixel padding and horizontal flips while training.")
     flags.DEFINE_boolean("export_savedmodel", base.export_savedmodel,
                          "Also write a TensorFlow SavedModel to <model_dir>/savedmodel.")
-    for name in ("steps", "batch_size", "learning_rate", "eval_every", "log_every"):
+    flags.DEFINE_enum("distribution_strategy", base.distribution_strategy, STRATEGIES,
+                      "auto: MirroredStrategy on several GPUs, else one device; one_device; "
+                      "mirrored: all GPUs (or logical CPUs); multi_worker: from TF_CONFIG. "
+                      "--batch_size is the global batch, split across replicas.")
+    flags.DEFINE_integer("num_cpu_devices", base.num_cpu_devices,
+                         "Split the CPU into N logical devices (to try mirrored without GPUs).")
+    for name in ("steps", "batch_size", "learning_rate", "eval_every", "log_every",
+                 "num_cpu_devices"):
         _positive(name)
     flags.register_validator("dropout_rate", lambda v: 0 <= v < 1,
                              message="--dropout_rate must be in [0, 1)")

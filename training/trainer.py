@@ -8,8 +8,9 @@ from its ``model_dir`` continues at the step it stopped.
 What lands in ``model_dir``:
     checkpoints/        tf.train.Checkpoint of model, optimizer (its step counter)
     train/, validation/ TensorBoard event files (scalars, histograms, images)
-    history.json        one row per logged step (train) and per round (validation)
-    metrics.json        final test figures, speed and the flags used
+    metrics.json        the history (one row per logged step and per validation),
+                        rewritten with every checkpoint; at the end also the test
+                        figures, speed and the flags used
     model.keras         the trained model (load after ``import custom_layers``)
     savedmodel/         with --export_savedmodel
     training_curves.png, filters.png, confusion_matrix.png, predictions.png
@@ -17,9 +18,11 @@ What lands in ``model_dir``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -31,11 +34,43 @@ from absl import logging
 import models
 from datasets import pipeline
 from datasets.splits import Dataset
-from training import plots
+from training import distribute, plots
 from training.config import TrainConfig
 
 SAMPLE_IMAGES = 16
 CHECKPOINTS_KEPT = 3
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; a checkpoint was saved before stopping."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Optional[str]):
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; "
+                         f"checkpoint saved: {checkpoint}")
+        self.signum = signum
+
+
+class _StopSignals:
+    """Turns SIGINT/SIGTERM into a request that training honours after the current step."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def make_learning_rate(config: TrainConfig):
@@ -73,9 +108,12 @@ class ProgressLogger(keras.callbacks.Callback):
     counter, which a restored checkpoint carries on.
     """
 
-    def __init__(self, config: TrainConfig, train_writer, val_writer, history: List[Dict]):
+    def __init__(self, config: TrainConfig, train_writer, val_writer, history: List[Dict],
+                 stop: "_StopSignals", last_checkpoint: Callable[[], Optional[str]]):
         super().__init__()
         self.config = config
+        self.stop = stop
+        self.last_checkpoint = last_checkpoint
         self.train_writer = train_writer
         self.val_writer = val_writer
         self.history = history
@@ -93,6 +131,13 @@ class ProgressLogger(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss became {loss} at step {step}; last good checkpoint: "
+                f"{self.last_checkpoint() or 'none (no checkpoint was saved yet)'}")
+        if self.stop.signum is not None:
+            self.model.stop_training = True
         if step % self.config.log_every and step != self.config.steps:
             return
         now = time.perf_counter()
@@ -103,11 +148,11 @@ class ProgressLogger(keras.callbacks.Callback):
         self._last_time, self._last_step = now, step
         left = (self.config.steps - step) * self.config.batch_size / max(self.examples_per_second, 1e-9)
         lr = current_learning_rate(self.model.optimizer)
-        loss, accuracy = float(logs["loss"]), float(logs["accuracy"])
+        accuracy = float(logs["accuracy"])
         logging.info("step %d/%d  loss %.4f  accuracy %.4f  %.0f examples/s  lr %.2e  %s left",
                      step, self.config.steps, loss, accuracy, self.examples_per_second, lr,
                      _format_seconds(left))
-        with self.train_writer.as_default(step=step):
+        with _maybe(self.train_writer, step):
             tf.summary.scalar("loss", loss)
             tf.summary.scalar("accuracy", accuracy)
             tf.summary.scalar("learning_rate", lr)
@@ -124,10 +169,31 @@ class ProgressLogger(keras.callbacks.Callback):
         step = self._step()
         val_loss, val_accuracy = float(logs["val_loss"]), float(logs["val_accuracy"])
         logging.info("step %d  validation loss %.4f  accuracy %.4f", step, val_loss, val_accuracy)
-        with self.val_writer.as_default(step=step):
+        with _maybe(self.val_writer, step):
             tf.summary.scalar("loss", val_loss)
             tf.summary.scalar("accuracy", val_accuracy)
         self.history.append({"step": step, "val_loss": val_loss, "val_accuracy": val_accuracy})
+
+
+def _maybe(writer, step: int):
+    """``writer.as_default(step)``, or nothing for workers that write no logs."""
+    return writer.as_default(step=step) if writer is not None else tf.summary.create_noop_writer().as_default()
+
+
+def mark_restart(log_dir: str, step: int) -> None:
+    """Tells TensorBoard that the run restarted at ``step``.
+
+    A SessionLog.START event makes TensorBoard drop what an earlier, crashed
+    process logged after the checkpoint it resumes from, so curves carry on
+    without duplicated steps.
+    """
+    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(log_dir)
+    writer.add_event(Event(wall_time=time.time(), step=step,
+                           session_log=SessionLog(status=SessionLog.START)))
+    writer.close()
 
 
 def _format_seconds(seconds: float) -> str:
@@ -225,73 +291,101 @@ def run(config: TrainConfig, load_data: Callable[..., Dataset]) -> Dict[str, Any
     Raises:
         datasets.DataError: missing or corrupt data.
         FileNotFoundError: ``mode="eval"`` without a checkpoint in model_dir.
+        NonFiniteLossError: the loss became NaN/Inf (nothing is saved after it).
+        Interrupted: SIGINT/SIGTERM arrived; a checkpoint was saved first.
+        distribute.StrategyError: the strategy cannot run here.
     """
+    if config.num_cpu_devices > 1:
+        distribute.configure_cpu_devices(config.num_cpu_devices)
+    strategy = distribute.make_strategy(config.distribution_strategy)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return _run(config, load_data)
+        return _run(config, load_data, strategy)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
 
-def _run(config: TrainConfig, load_data) -> Dict[str, Any]:
+def _run(config: TrainConfig, load_data, strategy: tf.distribute.Strategy) -> Dict[str, Any]:
+    chief = distribute.is_chief(strategy)
     model_dir = config.resolved_model_dir()
+    # Every worker saves (saving is collective), but only the chief into model_dir.
+    out_dir = model_dir if chief else os.path.join(model_dir, "workers", distribute.task_name(strategy))
     data = load_data(config.data_dir, config.validation_size, config.seed)
-    model = build_compiled_model(config, data)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"),
-                                         max_to_keep=CHECKPOINTS_KEPT)
-    if manager.latest_checkpoint:
-        # Build the optimizer's slots first so that restore fills them in now.
-        model.optimizer.build(model.trainable_variables)
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    with strategy.scope():
+        model = build_compiled_model(config, data)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        manager = tf.train.CheckpointManager(checkpoint, os.path.join(out_dir, "checkpoints"),
+                                             max_to_keep=CHECKPOINTS_KEPT)
+        restore_from = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+        if restore_from:
+            # Build the optimizer's slots first so that restore fills them in now.
+            model.optimizer.build(model.trainable_variables)
+            checkpoint.restore(restore_from).assert_existing_objects_matched()
     step = int(model.optimizer.iterations.numpy())
+    metrics_path = os.path.join(out_dir, "metrics.json")
+    previous = _read_json(os.path.join(model_dir, "metrics.json"), {})
 
     if config.mode == "eval":
-        if not manager.latest_checkpoint:
+        if not restore_from:
             raise FileNotFoundError(f"no checkpoint in {model_dir}/checkpoints to evaluate")
         results = evaluate(model, data, config.batch_size)
-        previous = _read_json(os.path.join(model_dir, "metrics.json"), {})
         metrics = {"test_accuracy": results["test_accuracy"], "test_loss": results["test_loss"],
                    "steps": step, "train_seconds": previous.get("train_seconds", 0.0)}
-        logging.info("evaluated checkpoint %s", manager.latest_checkpoint)
+        logging.info("evaluated checkpoint %s", restore_from)
         print(summary_line(metrics))
         return metrics
 
-    os.makedirs(model_dir, exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
     if step:
-        logging.info("Resuming from step %d (checkpoint %s)", step, manager.latest_checkpoint)
-    history = [h for h in _read_json(os.path.join(model_dir, "history.json"), [])
-               if h["step"] <= step]
-    train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
-    val_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
-    progress = ProgressLogger(config, train_writer, val_writer, history)
-    tensorboard = keras.callbacks.TensorBoard(model_dir, histogram_freq=1, write_graph=False)
+        logging.info("Resuming from step %d (checkpoint %s)", step, restore_from)
+    # Rows logged after the checkpoint by a process that died are dropped:
+    # this run logs those steps again.
+    history = [h for h in previous.get("history", []) if h["step"] <= step]
+    train_writer = val_writer = None
+    if chief:
+        for sub in ("train", "validation"):
+            if step:
+                mark_restart(os.path.join(model_dir, sub), step)
+        train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+        val_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
+    stop = _StopSignals()
+    progress = ProgressLogger(config, train_writer, val_writer, history, stop,
+                              lambda: manager.latest_checkpoint or restore_from)
+    callbacks = [progress]
+    if chief:
+        callbacks.append(keras.callbacks.TensorBoard(model_dir, histogram_freq=1, write_graph=False))
     validation = (pipeline.eval_dataset(data.validation, config.batch_size, data.normalization)
                   if len(data.validation.labels) else None)
-    previous_seconds = _read_json(os.path.join(model_dir, "metrics.json"), {}).get("train_seconds", 0.0)
+    previous_seconds = previous.get("train_seconds", 0.0)
 
-    while step < config.steps:
-        round_index = step // config.eval_every
-        round_steps = min(config.eval_every - step % config.eval_every, config.steps - step)
-        # A fresh, reproducible shuffle per round: resuming replays the same rounds.
-        train = pipeline.train_dataset(data.train, config.batch_size,
-                                       seed=config.seed * 100003 + round_index,
-                                       augment=config.augment, normalization=data.normalization)
-        model.fit(train, steps_per_epoch=round_steps, initial_epoch=round_index,
-                  epochs=round_index + 1, validation_data=validation,
-                  callbacks=[progress, tensorboard], shuffle=False, verbose=0)
-        step = int(model.optimizer.iterations.numpy())
+    def save_progress(status: str) -> None:
         manager.save(checkpoint_number=step)
-        _write_json(os.path.join(model_dir, "history.json"), history)
-        logging.info("saved checkpoint at step %d", step)
+        _write_json(metrics_path, {"status": status, "steps": step,
+                                   "train_seconds": previous_seconds + progress.train_seconds,
+                                   "history": history})
+
+    with stop.installed():
+        while step < config.steps:
+            round_index = step // config.eval_every
+            round_steps = min(config.eval_every - step % config.eval_every, config.steps - step)
+            # A fresh, reproducible shuffle per round: resuming replays the same rounds.
+            train = pipeline.train_dataset(data.train, config.batch_size,
+                                           seed=config.seed * 100003 + round_index,
+                                           augment=config.augment, normalization=data.normalization)
+            model.fit(train, steps_per_epoch=round_steps, initial_epoch=round_index,
+                      epochs=round_index + 1,
+                      validation_data=validation if stop.signum is None else None,
+                      callbacks=callbacks, shuffle=False, verbose=0)
+            step = int(model.optimizer.iterations.numpy())
+            save_progress("training")
+            logging.info("saved checkpoint at step %d", step)
+            if stop.signum is not None:
+                raise Interrupted(stop.signum, step, manager.latest_checkpoint)
 
     results = evaluate(model, data, config.batch_size)
-    write_pictures(model, data, results, history, model_dir, val_writer, step)
-    train_writer.flush()
-    val_writer.flush()
-    export(model, model_dir, config.export_savedmodel)
     metrics = {
+        "status": "done",
         "test_accuracy": results["test_accuracy"],
         "test_loss": results["test_loss"],
         "steps": step,
@@ -301,7 +395,14 @@ def _run(config: TrainConfig, load_data) -> Dict[str, Any]:
             "mean": data.normalization[0].tolist(), "std": data.normalization[1].tolist()},
         "flags": config.to_dict(),
         "model_dir": model_dir,
+        "replicas": strategy.num_replicas_in_sync,
+        "history": history,
     }
-    _write_json(os.path.join(model_dir, "metrics.json"), metrics)
+    export(model, out_dir, config.export_savedmodel and chief)
+    if chief:
+        write_pictures(model, data, results, history, model_dir, val_writer, step)
+        train_writer.flush()
+        val_writer.flush()
+    _write_json(metrics_path, metrics)
     print(summary_line(metrics))
     return metrics
