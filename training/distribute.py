@@ -55,6 +55,13 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     every GPU, else every logical CPU. multi_worker: MultiWorkerMirroredStrategy
     from TF_CONFIG.
     """
+    if name == "multi_worker":
+        # Collective ops must be configured before anything initialises the
+        # TensorFlow context (listing devices does), so this comes first.
+        if _tf_config() is None:
+            raise StrategyError("--distribution_strategy=multi_worker needs TF_CONFIG set "
+                                "(see README: training on several machines)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
@@ -63,11 +70,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        if _tf_config() is None:
-            raise StrategyError("--distribution_strategy=multi_worker needs TF_CONFIG set "
-                                "(see README: training on several machines)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
     raise StrategyError(f"--distribution_strategy must be one of {STRATEGIES}, got {name!r}")
 
 

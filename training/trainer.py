@@ -235,6 +235,38 @@ def build_compiled_model(config: TrainConfig, data: Dataset) -> keras.Model:
     return model
 
 
+def prepare_for_multi_worker(model: keras.Model, dataset: tf.data.Dataset) -> None:
+    """Works around Keras 3.15 ``fit`` under MultiWorkerMirroredStrategy.
+
+    Keras 3 and collective strategies disagree in two places
+    (tensorflow/tensorflow#72388): before training, ``fit`` builds the model
+    symbolically from a batch that it reduces with ``strategy.reduce``, which
+    fails eagerly on a PerReplica batch; and every step it averages the scalar
+    metrics with ``strategy.reduce("MEAN", v, axis=0)``, which fails on
+    scalars. Building from one local batch here, and averaging scalars over
+    ``axis=None`` (an all-reduce mean across workers), fixes both; gradients
+    were never affected.
+    """
+    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+    features, labels = next(iter(dataset))
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=(features, labels))
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+
+    original = keras_tf_trainer.reduce_per_replica
+    if getattr(original, "scalar_safe", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if keras_tf_trainer._collective_all_reduce_multi_worker(strategy) and reduction in ("auto", "mean"):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.scalar_safe = True
+    keras_tf_trainer.reduce_per_replica = reduce_per_replica
+
+
 def evaluate(model: keras.Model, data: Dataset, batch_size: int) -> Dict[str, Any]:
     """Test loss, accuracy, predictions and confusion matrix."""
     test = pipeline.eval_dataset(data.test, batch_size, data.normalization)
@@ -358,6 +390,8 @@ def _run(config: TrainConfig, load_data, strategy: tf.distribute.Strategy) -> Di
     validation = (pipeline.eval_dataset(data.validation, config.batch_size, data.normalization)
                   if len(data.validation.labels) else None)
     previous_seconds = previous.get("train_seconds", 0.0)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        prepare_for_multi_worker(model, pipeline.eval_dataset(data.train, config.batch_size))
 
     def save_progress(status: str) -> None:
         manager.save(checkpoint_number=step)
