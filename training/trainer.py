@@ -103,6 +103,8 @@ def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
 class ProgressLogger(keras.callbacks.Callback):
     """Logs step, loss, accuracy, examples/s and time left; writes step-indexed scalars.
 
+    Loss and accuracy are means over the steps since the previous log line.
+
     Keras' TensorBoard callback counts from zero in every process, so the
     step-indexed curves come from here, keyed by the optimizer's own step
     counter, which a restored checkpoint carries on.
@@ -129,6 +131,17 @@ class ProgressLogger(keras.callbacks.Callback):
         self._last_time = time.perf_counter()
         self._last_step = self._step()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._window_start = (0, 0.0, 0.0)  # batches seen, their loss and accuracy sums
+
+    def _window_means(self, batches: int, loss: float, accuracy: float):
+        """Means over the batches since the last log, from Keras' per-epoch running means."""
+        seen, loss_sum, accuracy_sum = self._window_start
+        loss_total, accuracy_total = loss * batches, accuracy * batches
+        self._window_start = (batches, loss_total, accuracy_total)
+        count = max(batches - seen, 1)
+        return (loss_total - loss_sum) / count, (accuracy_total - accuracy_sum) / count
+
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()
         loss = float(logs["loss"])
@@ -148,7 +161,7 @@ class ProgressLogger(keras.callbacks.Callback):
         self._last_time, self._last_step = now, step
         left = (self.config.steps - step) * self.config.batch_size / max(self.examples_per_second, 1e-9)
         lr = current_learning_rate(self.model.optimizer)
-        accuracy = float(logs["accuracy"])
+        loss, accuracy = self._window_means(batch + 1, loss, float(logs["accuracy"]))
         logging.info("step %d/%d  loss %.4f  accuracy %.4f  %.0f examples/s  lr %.2e  %s left",
                      step, self.config.steps, loss, accuracy, self.examples_per_second, lr,
                      _format_seconds(left))
