@@ -66,3 +66,52 @@ class CustomGradientLayer(keras.layers.Layer):
         config["impl"] = self.impl
         return config
 
+
+
+_WEIGHT_ARGS = ("initializer", "regularizer", "constraint")
+_WEIGHT_MODULES = {
+    "initializer": keras.initializers,
+    "regularizer": keras.regularizers,
+    "constraint": keras.constraints,
+}
+
+
+class WeightedLayer(CustomGradientLayer):
+    """A custom layer with a ``kernel``, an optional ``bias`` and an activation.
+
+    Keeps the Keras arguments for both weights (``kernel_initializer``,
+    ``bias_regularizer``, ...) and creates the weights in the stock order,
+    kernel first, so weights interchange with the stock layers.
+    """
+
+    def _set_weight_args(self, activation, use_bias: bool, **weight_args) -> None:
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        for name, value in weight_args.items():
+            kind = name.split("_", 1)[1]
+            setattr(self, name, _WEIGHT_MODULES[kind].get(value))
+
+    def _add_kernel_and_bias(self, kernel_shape, bias_size: int) -> None:
+        self.kernel = self._add_named_weight("kernel", tuple(kernel_shape))
+        self.bias = self._add_named_weight("bias", (bias_size,)) if self.use_bias else None
+
+    def _add_named_weight(self, weight: str, shape):
+        return self.add_weight(
+            name=weight,
+            shape=shape,
+            **{arg: getattr(self, f"{weight}_{arg}") for arg in _WEIGHT_ARGS},
+        )
+
+    def _weight_values(self):
+        return self.kernel.value, None if self.bias is None else self.bias.value
+
+    def _weight_config(self) -> Dict[str, Any]:
+        config = {
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+        }
+        for weight in ("kernel", "bias"):
+            for arg in _WEIGHT_ARGS:
+                name = f"{weight}_{arg}"
+                config[name] = _WEIGHT_MODULES[arg].serialize(getattr(self, name))
+        return config

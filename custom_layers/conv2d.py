@@ -7,12 +7,12 @@ from typing import Any, Dict
 import keras
 
 from custom_layers import ops
-from custom_layers.base import CustomGradientLayer, resolve_channels_last
+from custom_layers.base import WeightedLayer, resolve_channels_last
 from custom_layers.padding import axis_padding, normalize_padding, normalize_tuple
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class Conv2D(CustomGradientLayer):
+class Conv2D(WeightedLayer):
     """2-D convolution layer whose gradient is ``custom_layers.ops.conv2d``'s.
 
     Same arguments, weights (``kernel`` (KH, KW, C, F), then ``bias`` (F,)) and
@@ -93,14 +93,12 @@ class Conv2D(CustomGradientLayer):
             raise ValueError(
                 f"custom_layers.Conv2D supports only groups=1. Received: groups={groups!r}"
             )
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self._set_weight_args(
+            activation, use_bias,
+            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+        )
         self.input_spec = keras.InputSpec(ndim=4)
 
     def build(self, input_shape):
@@ -110,29 +108,13 @@ class Conv2D(CustomGradientLayer):
                 f"(N, H, W, C) with C known. Received input_shape={tuple(input_shape)}"
             )
         channels = input_shape[-1]
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=self.kernel_size + (channels, self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        self._add_kernel_and_bias(self.kernel_size + (channels, self.filters), self.filters)
         self.input_spec = keras.InputSpec(ndim=4, axes={-1: channels})
 
     def call(self, inputs):
         outputs = ops.conv2d(
             self._cast_inputs(inputs),
-            self.kernel.value,
-            None if self.bias is None else self.bias.value,
+            *self._weight_values(),
             strides=self.strides,
             padding=self.padding,
             activation=self._fused_activation(),
@@ -158,14 +140,7 @@ class Conv2D(CustomGradientLayer):
                 "data_format": self.data_format,
                 "dilation_rate": (1, 1),
                 "groups": 1,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                **self._weight_config(),
             }
         )
         return config

@@ -7,11 +7,11 @@ from typing import Any, Dict
 import keras
 
 from custom_layers import ops
-from custom_layers.base import CustomGradientLayer
+from custom_layers.base import WeightedLayer
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class Dense(CustomGradientLayer):
+class Dense(WeightedLayer):
     """Fully connected layer whose gradient is ``custom_layers.ops.dense``'s.
 
     Same arguments, weights (``kernel`` (D, M), then ``bias`` (M,)) and
@@ -57,14 +57,12 @@ class Dense(CustomGradientLayer):
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ValueError(f"units must be a positive integer. Received: units={units!r}")
         self.units = units
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self._set_weight_args(
+            activation, use_bias,
+            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+        )
         self.input_spec = keras.InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -74,29 +72,13 @@ class Dense(CustomGradientLayer):
                 f"with D known. Received input_shape={tuple(input_shape)}"
             )
         features = input_shape[-1]
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(features, self.units),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.units,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        self._add_kernel_and_bias((features, self.units), self.units)
         self.input_spec = keras.InputSpec(min_ndim=2, axes={-1: features})
 
     def call(self, inputs):
         outputs = ops.dense(
             self._cast_inputs(inputs),
-            self.kernel.value,
-            None if self.bias is None else self.bias.value,
+            *self._weight_values(),
             activation=self._fused_activation(),
             impl=self.impl,
         )
@@ -110,14 +92,7 @@ class Dense(CustomGradientLayer):
         config.update(
             {
                 "units": self.units,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                **self._weight_config(),
             }
         )
         return config
