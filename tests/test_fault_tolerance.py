@@ -11,6 +11,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorboard.backend.event_processing import plugin_event_accumulator
 
 import custom_layers  # noqa: F401  (registers the layers for load_model)
 from tests.data_factory import make_tiny_mnist
@@ -111,6 +112,11 @@ def test_sigkill_then_restart_finishes_with_continuous_history(tmp_path):
     assert steps == list(range(1, 61))
     val_steps = [h["step"] for h in _history(model_dir) if "val_loss" in h]
     assert val_steps == list(range(4, 61, 4))
+    # TensorBoard drops what the killed process logged past its checkpoint.
+    events = plugin_event_accumulator.EventAccumulator(os.path.join(model_dir, "train"),
+                                                size_guidance={"tensors": 0})
+    events.Reload()
+    assert [e.step for e in events.Tensors("loss")] == list(range(1, 61))
 
 
 def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):

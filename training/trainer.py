@@ -193,18 +193,21 @@ def _maybe(writer, step: int):
     return writer.as_default(step=step) if writer is not None else tf.summary.create_noop_writer().as_default()
 
 
-def mark_restart(log_dir: str, step: int) -> None:
-    """Tells TensorBoard that the run restarted at ``step``.
+def mark_session_start(log_dir: str, first_step: int) -> None:
+    """Tells TensorBoard that a process starts logging at ``first_step``.
 
-    A SessionLog.START event makes TensorBoard drop what an earlier, crashed
-    process logged after the checkpoint it resumes from, so curves carry on
-    without duplicated steps.
+    TensorBoard takes the first SessionLog.START of a run as its beginning and
+    every later one as a restart: it drops what it read at or after that
+    step, i.e. what a crashed process logged past its last checkpoint, so
+    curves carry on without duplicated steps. Event files are read in name
+    order; this file's name sorts before those this process writes next in
+    the same second, and after a crashed process's (see the caller's wait).
     """
     from tensorboard.compat.proto.event_pb2 import Event, SessionLog
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     writer = EventFileWriter(log_dir)
-    writer.add_event(Event(wall_time=time.time(), step=step,
+    writer.add_event(Event(wall_time=time.time(), step=first_step,
                            session_log=SessionLog(status=SessionLog.START)))
     writer.close()
 
@@ -390,8 +393,9 @@ def _run(config: TrainConfig, load_data, strategy: tf.distribute.Strategy) -> Di
     train_writer = val_writer = None
     if chief:
         for sub in ("train", "validation"):
-            if step:
-                mark_restart(os.path.join(model_dir, sub), step)
+            mark_session_start(os.path.join(model_dir, sub), step + 1)
+        if step:
+            time.sleep(1.0)  # a new second: sort after files of a process that just died
         train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
         val_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
     stop = _StopSignals()
