@@ -123,8 +123,8 @@ def test_restored_weights_equal_saved_weights(tmp_path):
 
 
 @pytest.mark.parametrize("flag,message", [
-    ("--steps=-5", "--steps must be a positive number"),
-    ("--batch_size=0", "--batch_size must be a positive number"),
+    ("--steps=-5", "--steps must be a positive integer"),
+    ("--batch_size=0", "--batch_size must be a positive integer"),
     ("--dropout_rate=1.5", "--dropout_rate must be in [0, 1)"),
     ("--optimizer=adagrad", "value should be one of"),
     ("--layers=torch", "value should be one of"),

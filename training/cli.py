@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Callable, Dict, Sequence
 
-from absl import app
+from absl import app, flags
 
 from datasets import DataError
 from training.distribute import StrategyError
@@ -22,8 +22,6 @@ def main_for(run: Callable[..., Dict]) -> Callable[[Sequence[str]], None]:
     def main(argv: Sequence[str]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-        from absl import flags
-
         try:
             run(flags.FLAGS)
         except (DataError, FileNotFoundError, StrategyError) as e:

@@ -54,10 +54,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _positive(name: str) -> None:
+def _positive(name: str, kind: str = "integer") -> None:
     flags.register_validator(
         name, lambda v: v is not None and v > 0,
-        message=f"--{name} must be a positive number",
+        message=f"--{name} must be a positive {kind}",
     )
 
 
@@ -99,9 +99,9 @@ def define_flags(dataset: str, **defaults: Any) -> None:
                       "--batch_size is the global batch, split across replicas.")
     flags.DEFINE_integer("num_cpu_devices", base.num_cpu_devices,
                          "Split the CPU into N logical devices (to try mirrored without GPUs).")
-    for name in ("steps", "batch_size", "learning_rate", "eval_every", "log_every",
-                 "num_cpu_devices"):
+    for name in ("steps", "batch_size", "eval_every", "log_every", "num_cpu_devices"):
         _positive(name)
+    _positive("learning_rate", "number")
     flags.register_validator("dropout_rate", lambda v: 0 <= v < 1,
                              message="--dropout_rate must be in [0, 1)")
     flags.register_validator("validation_size", lambda v: v >= 0,
