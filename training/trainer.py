@@ -392,10 +392,10 @@ def _run(config: TrainConfig, load_data, strategy: tf.distribute.Strategy) -> Di
     history = [h for h in previous.get("history", []) if h["step"] <= step]
     train_writer = val_writer = None
     if chief:
-        for sub in ("train", "validation"):
-            mark_session_start(os.path.join(model_dir, sub), step + 1)
         if step:
             time.sleep(1.0)  # a new second: sort after files of a process that just died
+        for sub in ("train", "validation"):
+            mark_session_start(os.path.join(model_dir, sub), step + 1)
         train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
         val_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
     stop = _StopSignals()
