@@ -156,7 +156,7 @@ class KernelGradPlan(NamedTuple):
     in_xla: bool  # compute dw inside the XLA backward prologue
 
 
-def plan_kernel_grad(x_shape, kernel_hw, strides, pads, out_area: int) -> KernelGradPlan:
+def plan_kernel_grad(x_shape, kernel_hw, strides, pads) -> KernelGradPlan:
     explicit = [[0, 0]]
     crop = []
     for axis, pad in enumerate(pads):
@@ -167,7 +167,7 @@ def plan_kernel_grad(x_shape, kernel_hw, strides, pads, out_area: int) -> Kernel
         explicit.append([pad.before, after])
         crop.append(x_shape[1 + axis] - cut)
     explicit.append([0, 0])
-    chunks = tuple(_batch_chunks(x_shape[0], x_shape[3], out_area))
+    chunks = tuple(_batch_chunks(x_shape[0], x_shape[3], pads[0].out * pads[1].out))
     return KernelGradPlan(tuple(map(tuple, explicit)), tuple(crop), chunks, tuple(strides),
                           in_xla=x_shape[3] < _DW_MIN_CHANNELS_TO_SPLIT)
 
@@ -214,7 +214,7 @@ def conv2d_kernel_grad(
     Returns:
         dw: (KH, KW, C, F).
     """
-    plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads, dy.shape[1] * dy.shape[2])
+    plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads)
     return kernel_grad_from_operands(*kernel_grad_operands(x, dy, plan), plan)
 
 
@@ -278,7 +278,7 @@ def _activate(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
 def _conv_backward_prologue(x, y, dy, relu: bool, acc_name: str, plan: KernelGradPlan):
     """Returns dy (ReLU-masked), dw or the operands of its convolution(s), db."""
     if relu:
-        dy = tf.where(y > 0, dy, tf.zeros([], dy.dtype))
+        dy = _relu_mask(y, dy)
     dy_acc = tf.cast(dy, acc_name)
     operands = kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan)
     if plan.in_xla:
@@ -302,7 +302,7 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
 
     def backward(dy, saved):
         x, k, kernel, bias, y = saved
-        plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads, pads[0].out * pads[1].out)
+        plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads)
         dy, dw, db = _conv_backward_prologue(x, y, dy, activation == "relu", acc.name, plan)
         if not plan.in_xla:
             dw = kernel_grad_from_operands(*dw, plan)
@@ -604,7 +604,7 @@ def max_pool2d(
 def _dense_output_grads(y, dy, relu: bool, acc_name: str):
     """dy (rows, M) masked by the ReLU, and Σ dy in the accumulation dtype."""
     if relu:
-        dy = tf.where(y > 0, dy, tf.zeros([], dy.dtype))
+        dy = _relu_mask(y, dy)
     return dy, tf.reduce_sum(tf.cast(dy, acc_name), axis=0)
 
 
@@ -713,7 +713,10 @@ def relu(x: tf.Tensor, impl: str = "tf") -> tf.Tensor:
     return relu_op(x)
 
 
-@tf.function(jit_compile=True)
-def _relu_grad(y, dy):
-    # One fused XLA loop instead of a compare and a select over the tensor.
+def _relu_mask(y: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
+    """ReLU backward: dy where the output y is positive, else 0."""
     return tf.where(y > 0, dy, tf.zeros([], dy.dtype))
+
+
+# One fused XLA loop instead of a compare and a select over the tensor.
+_relu_grad = tf.function(_relu_mask, jit_compile=True)

@@ -9,7 +9,7 @@ import numpy as np
 
 from datasets.errors import DataError
 from datasets.idx import read_idx
-from datasets.splits import Dataset, Split, check_split, hold_out_validation
+from datasets.splits import Dataset, check_split, hold_out_validation
 
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",

@@ -302,12 +302,12 @@ def evaluate(model: keras.Model, data: Dataset, batch_size: int) -> Dict[str, An
 def write_pictures(model: keras.Model, data: Dataset, results: Dict[str, Any],
                    history: List[Dict], model_dir: str, writer, step: int) -> None:
     """PNG files in ``model_dir`` and the same images in TensorBoard."""
-    first_conv = next(layer for layer in model.layers if len(layer.get_weights()) and
-                      layer.get_weights()[0].ndim == 4)
+    first_kernel = next(layer.weights[0] for layer in model.layers
+                        if layer.weights and len(layer.weights[0].shape) == 4)
     images = pipeline.as_float(data.test.images, SAMPLE_IMAGES)
     figures = {
         "training_curves": plots.training_curves(history),
-        "filters": plots.filter_grid(first_conv.get_weights()[0]),
+        "filters": plots.filter_grid(np.asarray(first_kernel.numpy())),
         "confusion_matrix": plots.confusion_matrix_figure(results["confusion_matrix"], data.class_names),
         "predictions": plots.sample_predictions(images, data.test.labels[:SAMPLE_IMAGES],
                                                 results["predictions"][:SAMPLE_IMAGES], data.class_names),
