@@ -113,6 +113,39 @@ def _pad_or_crop_amount(needed_after: int) -> Tuple[int, int]:
 # ----------------------------------------------------------------------------
 
 
+def rotate_kernel(kernel: tf.Tensor) -> tf.Tensor:
+    """(KH, KW, C, F) -> the 180°-rotated kernel with swapped channels, (KH, KW, F, C)."""
+    return tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
+
+
+def input_grad_from_rotated(
+    dilated_dy: tf.Tensor,
+    rotated: tf.Tensor,
+    input_hw: Tuple[int, int],
+    pads: Tuple[AxisPadding, AxisPadding],
+) -> tf.Tensor:
+    """The stride-1 full convolution that gives dx.
+
+    Args:
+        dilated_dy: ``_dilate(dy, strides)``, (N, (HO-1)*SH+1, (WO-1)*SW+1, F).
+        rotated: ``rotate_kernel(kernel)``, (KH, KW, F, C), in dy's dtype.
+        input_hw, pads: (H, W) and ``spatial_padding`` of the forward.
+
+    Returns:
+        dx: (N, H, W, C).
+    """
+    explicit = [[0, 0]]
+    for axis, (size, pad) in enumerate(zip(input_hw, pads)):
+        k = rotated.shape[axis]
+        before = k - 1 - pad.before
+        # The full convolution is (HO-1)*S + K long; rows past it (VALID
+        # leftovers) got no gradient, which the extra zero padding provides.
+        after = size + k - 1 - dilated_dy.shape[1 + axis] - before
+        explicit.append([before, after])
+    explicit.append([0, 0])
+    return tf.nn.conv2d(dilated_dy, rotated, strides=1, padding=explicit)
+
+
 def conv2d_input_grad(
     dy: tf.Tensor,
     kernel: tf.Tensor,
@@ -132,18 +165,7 @@ def conv2d_input_grad(
     Returns:
         dx: (N, H, W, C). Rows/columns that no window read get zeros.
     """
-    dilated = _dilate(dy, strides)
-    explicit = [[0, 0]]
-    for axis, (size, pad) in enumerate(zip(input_hw, pads)):
-        k = kernel.shape[axis]
-        before = k - 1 - pad.before
-        # The full convolution is (HO-1)*S + K long; rows past it (VALID
-        # leftovers) got no gradient, which the extra zero padding provides.
-        after = size + k - 1 - dilated.shape[1 + axis] - before
-        explicit.append([before, after])
-    explicit.append([0, 0])
-    rotated = tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
-    return tf.nn.conv2d(dilated, rotated, strides=1, padding=explicit)
+    return input_grad_from_rotated(_dilate(dy, strides), rotate_kernel(kernel), input_hw, pads)
 
 
 class KernelGradPlan(NamedTuple):
@@ -181,14 +203,18 @@ def kernel_grad_operands(x: tf.Tensor, dy: tf.Tensor, plan: KernelGradPlan):
             [tf.transpose(part, [1, 2, 0, 3]) for part in tf.split(dy, plan.chunks, axis=0)])
 
 
-def kernel_grad_from_operands(x_parts, dy_parts, plan: KernelGradPlan) -> tf.Tensor:
-    """Σ over chunks of the forward convolution x_t ⋆ dy_t, as (KH, KW, C, F)."""
-    partial = [
+def kernel_grad_partials(x_parts, dy_parts, plan: KernelGradPlan) -> List[tf.Tensor]:
+    """The forward convolution x_t ⋆ dy_t of each chunk, as (C, KH, KW, F)."""
+    return [
         tf.nn.conv2d(x_t, dy_t, strides=1, padding=[list(p) for p in plan.explicit],
                      dilations=list(plan.strides))
         for x_t, dy_t in zip(x_parts, dy_parts)
     ]
-    dw_t = partial[0] if len(partial) == 1 else tf.add_n(partial)
+
+
+def kernel_grad_from_partials(partials: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Σ of the chunks' (C, KH, KW, F) partial dw, as (KH, KW, C, F)."""
+    dw_t = partials[0] if len(partials) == 1 else tf.add_n(list(partials))
     return tf.transpose(dw_t, [1, 2, 0, 3])
 
 
@@ -215,7 +241,7 @@ def conv2d_kernel_grad(
         dw: (KH, KW, C, F).
     """
     plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads)
-    return kernel_grad_from_operands(*kernel_grad_operands(x, dy, plan), plan)
+    return kernel_grad_from_partials(kernel_grad_partials(*kernel_grad_operands(x, dy, plan), plan))
 
 
 # Measured with oneDNN on AVX-512 (TF 2.21): the dw convolution, whose filter
@@ -271,19 +297,51 @@ def _activate(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
 
 
 # One XLA computation reads dy and x once and writes everything the
-# convolution's backward needs from them: dy masked by the ReLU, x and dy
-# transposed (and split) for dw, dy summed for db. Unfused, these are half a
-# dozen passes over the tensors, ~15% of a training step.
+# convolution's backward needs from them: dy masked by the ReLU and dilated by
+# the stride (dx's input), the rotated kernel, x and dy transposed (and split)
+# for dw, dy summed for db. Unfused, these are half a dozen passes over the
+# tensors, ~15% of a training step; and TensorFlow's Reverse/Transpose kernels
+# spend ~0.3 ms each on even a small kernel, which XLA does in microseconds.
 @tf.function(jit_compile=True)
-def _conv_backward_prologue(x, y, dy, relu: bool, acc_name: str, plan: KernelGradPlan):
-    """Returns dy (ReLU-masked), dw or the operands of its convolution(s), db."""
+def _conv_backward_prologue(x, y, dy, k, relu: bool, acc_name: str, plan: KernelGradPlan):
+    """Returns dx's operands (dilated dy, rotated kernel), dw's operands, db."""
     if relu:
         dy = _relu_mask(y, dy)
     dy_acc = tf.cast(dy, acc_name)
     operands = kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan)
-    if plan.in_xla:
-        operands = kernel_grad_from_operands(*operands, plan)
-    return dy, operands, tf.reduce_sum(dy_acc, axis=[0, 1, 2])
+    return ((_dilate(dy, plan.strides), rotate_kernel(k)), operands,
+            tf.reduce_sum(dy_acc, axis=[0, 1, 2]))
+
+
+# For thin inputs (the first layer), dw is computed inside XLA. That layer's dx
+# is usually not needed (its input is data) and its computation is pruned from
+# the graph, so dx's operands come from a separate call instead of being
+# written by the prologue for nothing.
+@tf.function(jit_compile=True)
+def _conv_backward_prologue_with_kernel_grad(x, y, dy, relu: bool, acc_name: str,
+                                             kernel_dtype: str, plan: KernelGradPlan):
+    """Returns dw (KH, KW, C, F) in the kernel's dtype and db, for plan.in_xla."""
+    if relu:
+        dy = _relu_mask(y, dy)
+    dy_acc = tf.cast(dy, acc_name)
+    partials = kernel_grad_partials(*kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan),
+                                    plan)
+    return (tf.cast(kernel_grad_from_partials(partials), kernel_dtype),
+            tf.reduce_sum(dy_acc, axis=[0, 1, 2]))
+
+
+@tf.function(jit_compile=True)
+def _conv_input_grad_operands(y, dy, k, relu: bool, strides: Tuple[int, int]):
+    """dx's operands alone: dy masked and dilated, and the rotated kernel."""
+    if relu:
+        dy = _relu_mask(y, dy)
+    return _dilate(dy, strides), rotate_kernel(k)
+
+
+@tf.function(jit_compile=True)
+def _kernel_grad_epilogue(partials, kernel_dtype: str):
+    """Σ and transpose of the partial dw (small, but TF's Transpose costs ~0.3 ms)."""
+    return tf.cast(kernel_grad_from_partials(partials), kernel_dtype)
 
 
 def _conv2d_tf(x, kernel, bias, strides, padding, activation):
@@ -291,6 +349,7 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
     kernel_hw = tuple(kernel.shape[:2])
     pads = spatial_padding((h, w), kernel_hw, strides, padding)
     acc = _accumulation_dtype(x.dtype)
+    relu = activation == "relu"
 
     def forward(x, kernel, bias):
         k = tf.cast(kernel, x.dtype)
@@ -303,12 +362,18 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
     def backward(dy, saved):
         x, k, kernel, bias, y = saved
         plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads)
-        dy, dw, db = _conv_backward_prologue(x, y, dy, activation == "relu", acc.name, plan)
-        if not plan.in_xla:
-            dw = kernel_grad_from_operands(*dw, plan)
-        dx = conv2d_input_grad(dy, k, (h, w), strides, pads)
+        if plan.in_xla:
+            dw, db = _conv_backward_prologue_with_kernel_grad(
+                x, y, dy, relu, acc.name, kernel.dtype.name, plan)
+            dx_operands = _conv_input_grad_operands(y, dy, k, relu, strides)
+        else:
+            dx_operands, dw_operands, db = _conv_backward_prologue(
+                x, y, dy, k, relu, acc.name, plan)
+            dw = _kernel_grad_epilogue(kernel_grad_partials(*dw_operands, plan),
+                                       kernel.dtype.name)
+        dx = input_grad_from_rotated(*dx_operands, (h, w), pads)
         db = None if bias is None else tf.cast(db, bias.dtype)
-        return dx, tf.cast(dw, kernel.dtype), db
+        return dx, dw, db
 
     return _weighted_op(forward, backward, bias is not None)(
         *[t for t in (x, kernel, bias) if t is not None]
