@@ -13,6 +13,7 @@ import tensorflow as tf
 from custom_layers import ops
 from custom_layers import reference as ref
 from custom_layers.gradcheck import numeric_gradient, rel_error, tf_gradients
+from custom_layers.padding import spatial_padding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Odd, non-square images; batch 1 and 2.
@@ -174,6 +175,25 @@ def test_float16_weight_gradient_does_not_overflow():
     dw = tape.gradient(y, w, output_gradients=tf.fill(y.shape, tf.constant(1.0, tf.float16)))
     assert dw.dtype == tf.float32
     assert float(dw[0, 0, 0, 0]) == 512 * 16 * 16
+
+
+@pytest.mark.parametrize("shape,k,stride,padding", [
+    ((45, 14, 14, 8), 5, 1, "same"),  # 45 x 14 x 14 outputs: two chunks of 23 and 22
+    ((47, 30, 30, 8), 3, 2, "valid"),  # strided (dy filter dilated), chunks of 24 and 23
+])
+def test_conv2d_kernel_grad_over_batch_chunks(shape, k, stride, padding):
+    # Large batches take the dw path that splits the batch into chunks.
+    pads = spatial_padding(shape[1:3], (k, k), (stride, stride), padding)
+    assert len(ops.plan_kernel_grad(shape, (k, k), (stride, stride), pads).chunks) > 1
+    rng = np.random.default_rng(9)
+    x, w, b = _conv_inputs(rng, shape, k)
+    dout = rng.normal(size=ref.conv2d_forward(x, w, b, stride, padding)[0].shape)
+    ours = tf_gradients(lambda *t: ops.conv2d(*t, strides=stride, padding=padding, activation="relu"),
+                        (x, w, b), dout)
+    stock = tf_gradients(lambda xx, ww, bb: tf.nn.relu(_stock_conv(stride, padding)(xx, ww, bb)),
+                         (x, w, b), dout)
+    for o, s in zip(ours, stock):
+        assert rel_error(o, s) < 1e-10
 
 
 def test_graph_mode_unknown_batch_and_xla():
