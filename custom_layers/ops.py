@@ -146,28 +146,6 @@ def input_grad_from_rotated(
     return tf.nn.conv2d(dilated_dy, rotated, strides=1, padding=explicit)
 
 
-def conv2d_input_grad(
-    dy: tf.Tensor,
-    kernel: tf.Tensor,
-    input_hw: Tuple[int, int],
-    strides: Tuple[int, int],
-    pads: Tuple[AxisPadding, AxisPadding],
-) -> tf.Tensor:
-    """dx of a convolution: full convolution of dy with the rotated kernel.
-
-    Args:
-        dy: upstream gradient, (N, HO, WO, F).
-        kernel: (KH, KW, C, F), in dy's dtype.
-        input_hw: (H, W) of the forward input.
-        strides: (SH, SW) of the forward.
-        pads: the forward's ``spatial_padding``.
-
-    Returns:
-        dx: (N, H, W, C). Rows/columns that no window read get zeros.
-    """
-    return input_grad_from_rotated(_dilate(dy, strides), rotate_kernel(kernel), input_hw, pads)
-
-
 class KernelGradPlan(NamedTuple):
     """How dw is computed for one convolution (static, fixed at trace time)."""
 
@@ -195,7 +173,14 @@ def plan_kernel_grad(x_shape, kernel_hw, strides, pads) -> KernelGradPlan:
 
 
 def kernel_grad_operands(x: tf.Tensor, dy: tf.Tensor, plan: KernelGradPlan):
-    """x as (C, H, W, n) and dy as (HO, WO, n, F), one pair per batch chunk."""
+    """x as (C, H, W, n) and dy as (HO, WO, n, F), one pair per batch chunk.
+
+    dw is the correlation of the padded input with dy,
+    ``dw[i, j, c, f] = Σ_{n,p,q} x_pad[n, p*SH + i, q*SW + j, c] dy[n, p, q, f]``:
+    a forward convolution of x viewed as (C, H, W, N) with dy viewed as a
+    (HO, WO, N, F) filter dilated by the stride (``kernel_grad_partials``),
+    summed over the chunks and transposed (``kernel_grad_from_partials``).
+    """
     x = x[:, : plan.crop_hw[0], : plan.crop_hw[1], :]
     if len(plan.chunks) == 1:
         return [tf.transpose(x, [3, 1, 2, 0])], [tf.transpose(dy, [1, 2, 0, 3])]
@@ -216,32 +201,6 @@ def kernel_grad_from_partials(partials: Sequence[tf.Tensor]) -> tf.Tensor:
     """Σ of the chunks' (C, KH, KW, F) partial dw, as (KH, KW, C, F)."""
     dw_t = partials[0] if len(partials) == 1 else tf.add_n(list(partials))
     return tf.transpose(dw_t, [1, 2, 0, 3])
-
-
-def conv2d_kernel_grad(
-    x: tf.Tensor,
-    dy: tf.Tensor,
-    kernel_hw: Tuple[int, int],
-    strides: Tuple[int, int],
-    pads: Tuple[AxisPadding, AxisPadding],
-) -> tf.Tensor:
-    """dw of a convolution: the correlation of the padded input with dy.
-
-    ``dw[i, j, c, f] = Σ_{n,p,q} x_pad[n, p*SH + i, q*SW + j, c] dy[n, p, q, f]``
-    is a forward convolution of x viewed as (C, H, W, N) with dy viewed as a
-    (HO, WO, N, F) filter dilated by the stride.
-
-    Args:
-        x: forward input, (N, H, W, C).
-        dy: upstream gradient, (N, HO, WO, F), same dtype as x.
-        kernel_hw: (KH, KW).
-        strides, pads: as in the forward.
-
-    Returns:
-        dw: (KH, KW, C, F).
-    """
-    plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads)
-    return kernel_grad_from_partials(kernel_grad_partials(*kernel_grad_operands(x, dy, plan), plan))
 
 
 # Measured with oneDNN on AVX-512 (TF 2.21): the dw convolution, whose filter
@@ -309,7 +268,7 @@ def _conv_backward_prologue(x, y, dy, k, relu: bool, acc_name: str, plan: Kernel
         dy = _relu_mask(y, dy)
     dy_acc = tf.cast(dy, acc_name)
     operands = kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan)
-    return ((_dilate(dy, plan.strides), rotate_kernel(k)), operands,
+    return (_input_grad_operands(dy, k, plan.strides), operands,
             tf.reduce_sum(dy_acc, axis=[0, 1, 2]))
 
 
@@ -326,8 +285,7 @@ def _conv_backward_prologue_with_kernel_grad(x, y, dy, relu: bool, acc_name: str
     dy_acc = tf.cast(dy, acc_name)
     partials = kernel_grad_partials(*kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan),
                                     plan)
-    return (tf.cast(kernel_grad_from_partials(partials), kernel_dtype),
-            tf.reduce_sum(dy_acc, axis=[0, 1, 2]))
+    return _kernel_grad(partials, kernel_dtype), tf.reduce_sum(dy_acc, axis=[0, 1, 2])
 
 
 @tf.function(jit_compile=True)
@@ -335,13 +293,21 @@ def _conv_input_grad_operands(y, dy, k, relu: bool, strides: Tuple[int, int]):
     """dx's operands alone: dy masked and dilated, and the rotated kernel."""
     if relu:
         dy = _relu_mask(y, dy)
+    return _input_grad_operands(dy, k, strides)
+
+
+def _input_grad_operands(dy, k, strides):
+    """(dy dilated by the stride, rotated kernel): what ``input_grad_from_rotated`` takes."""
     return _dilate(dy, strides), rotate_kernel(k)
 
 
-@tf.function(jit_compile=True)
-def _kernel_grad_epilogue(partials, kernel_dtype: str):
-    """Σ and transpose of the partial dw (small, but TF's Transpose costs ~0.3 ms)."""
+def _kernel_grad(partials, kernel_dtype: str):
+    """dw (KH, KW, C, F) in the kernel's dtype from the chunks' partial dw."""
     return tf.cast(kernel_grad_from_partials(partials), kernel_dtype)
+
+
+# Σ and transpose of the partial dw: small, but TF's Transpose costs ~0.3 ms.
+_kernel_grad_epilogue = tf.function(_kernel_grad, jit_compile=True)
 
 
 def _conv2d_tf(x, kernel, bias, strides, padding, activation):
