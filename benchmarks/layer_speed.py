@@ -6,6 +6,10 @@ noise hits both alike. Prints examples/s per round, the medians and
 custom/stock ratio::
 
     python benchmarks/layer_speed.py --data_dir=../shared/data/mnist
+
+``--breakdown`` adds three models in which one layer type (convolutions,
+pooling, dense) is custom and the rest stock, and prints what each costs in
+ms per step over the all-stock model.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -35,12 +39,22 @@ def define_flags() -> None:
     flags.DEFINE_integer("rounds", 7, "Timed rounds per model (alternating).", lower_bound=1)
     flags.DEFINE_integer("warmup_steps", 10, "Untimed steps per model first.", lower_bound=1)
     flags.DEFINE_boolean("jit_compile", False, "Compile both train steps with XLA.")
+    flags.DEFINE_boolean("breakdown", False,
+                         "Also time models with one layer type custom, the rest stock.")
 
 
-def make_train_step(kind: str, jit_compile: bool, seed: int = 0):
-    """A compiled Adam training step of the reference convnet with ``kind`` layers."""
+# One layer type custom at a time, for --breakdown.
+BREAKDOWN = {
+    "conv": models.mixed_layer_set("custom", "keras", "keras"),
+    "pool": models.mixed_layer_set("keras", "custom", "keras"),
+    "dense": models.mixed_layer_set("keras", "keras", "custom"),
+}
+
+
+def make_train_step(layers: Union[str, models.LayerSet], jit_compile: bool, seed: int = 0):
+    """A compiled Adam training step of the reference convnet built from ``layers``."""
     keras.utils.set_random_seed(seed)
-    model = models.build_convnet(layers=kind)
+    model = models.build_convnet(layers=layers)
     optimizer = keras.optimizers.Adam(1e-4)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
 
@@ -56,15 +70,18 @@ def make_train_step(kind: str, jit_compile: bool, seed: int = 0):
 
 
 def benchmark(images: np.ndarray, labels: np.ndarray, batch_size: int, steps: int,
-              rounds: int, warmup_steps: int, jit_compile: bool) -> Dict[str, list]:
-    """examples/s of each round for "custom" and "keras", alternating."""
+              rounds: int, warmup_steps: int, jit_compile: bool,
+              extra_models: Optional[Dict[str, models.LayerSet]] = None) -> Dict[str, list]:
+    """examples/s of each round for "custom", "keras" and ``extra_models``, alternating."""
     n_batches = len(images) // batch_size
     batches = [
         (tf.constant(images[i * batch_size:(i + 1) * batch_size]),
          tf.constant(labels[i * batch_size:(i + 1) * batch_size]))
         for i in range(min(n_batches, steps))
     ]
-    steps_by_kind = {kind: make_train_step(kind, jit_compile) for kind in ("custom", "keras")}
+    variants = {"custom": "custom", "keras": "keras", **(extra_models or {})}
+    steps_by_kind = {name: make_train_step(layers, jit_compile)
+                     for name, layers in variants.items()}
     for step in steps_by_kind.values():
         for i in range(warmup_steps):
             step(*batches[i % len(batches)]).numpy()
@@ -84,10 +101,14 @@ def main(argv: Sequence[str]) -> None:
     data = load_mnist(FLAGS.data_dir, validation_size=0)
     images = data.train.images.astype(np.float32) / 255.0
     speeds = benchmark(images, data.train.labels, FLAGS.batch_size, FLAGS.steps,
-                       FLAGS.rounds, FLAGS.warmup_steps, FLAGS.jit_compile)
+                       FLAGS.rounds, FLAGS.warmup_steps, FLAGS.jit_compile,
+                       BREAKDOWN if FLAGS.breakdown else None)
     for kind, values in speeds.items():
         print(f"{kind:7s} examples/s per round: " + " ".join(f"{v:.0f}" for v in values))
     custom, stock = (float(np.median(speeds[k])) for k in ("custom", "keras"))
+    for name in BREAKDOWN if FLAGS.breakdown else ():
+        extra_ms = 1e3 * FLAGS.batch_size * (1 / float(np.median(speeds[name])) - 1 / stock)
+        print(f"custom {name} layers only: {extra_ms:+.2f} ms/step over all-stock")
     print(f"batch_size={FLAGS.batch_size} jit_compile={FLAGS.jit_compile} "
           f"custom={custom:.0f} keras={stock:.0f} examples/s  ratio custom/keras={custom / stock:.3f}")
 

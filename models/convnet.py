@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Union
 
 import keras
 
-from models.layer_kinds import layer_set
+from models.layer_kinds import LayerSet, as_layer_set
 
 
 def build_convnet(
     input_shape: Sequence[int] = (28, 28, 1),
     num_classes: int = 10,
-    layers: str = "custom",
+    layers: Union[str, LayerSet] = "custom",
     dropout_rate: float = 0.5,
     impl: str = "tf",
     name: str = "convnet",
@@ -26,7 +26,8 @@ def build_convnet(
     Args:
         input_shape: (H, W, C) of one image.
         num_classes: size of the softmax.
-        layers: "custom" (hand-written gradients) or "keras" (stock layers).
+        layers: "custom" (hand-written gradients), "keras" (stock layers), or a
+            ``LayerSet`` such as ``mixed_layer_set("custom", "keras", "keras")``.
         dropout_rate: dropout before the last layer, in [0, 1).
         impl: "tf" or "numpy" for custom layers.
         name: the model's name.
@@ -35,7 +36,7 @@ def build_convnet(
         An uncompiled functional ``keras.Model`` taking (N, H, W, C) floats and
         returning (N, num_classes) probabilities.
     """
-    L = layer_set(layers, impl)
+    L = as_layer_set(layers, impl)
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = L.Conv2D(32, 5, padding="same", activation="relu", name="conv1")(inputs)
     x = L.MaxPooling2D(2, name="pool1")(x)
@@ -52,7 +53,7 @@ def build_convnet(
 def build_three_layer(
     input_shape: Sequence[int] = (28, 28, 1),
     num_classes: int = 10,
-    layers: str = "custom",
+    layers: Union[str, LayerSet] = "custom",
     dropout_rate: float = 0.0,
     impl: str = "tf",
     name: str = "three_layer",
@@ -61,7 +62,7 @@ def build_three_layer(
 
     ``dropout_rate`` (default 0) adds dropout before the last layer.
     """
-    L = layer_set(layers, impl)
+    L = as_layer_set(layers, impl)
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = L.Conv2D(32, 7, padding="same", activation="relu", name="conv1")(inputs)
     x = L.MaxPooling2D(2, name="pool1")(x)

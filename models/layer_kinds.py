@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 import keras
 
@@ -38,3 +38,15 @@ def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
             raise ValueError(f"impl={impl!r} applies only to layers='custom'")
         return LayerSet(keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.Dense)
     raise ValueError(f"layers must be one of {LAYER_KINDS}. Received: {kind!r}")
+
+
+def mixed_layer_set(conv: str, pool: str, dense: str) -> LayerSet:
+    """Each layer type from its own kind, e.g. custom convolutions with stock
+    pooling and dense layers (for measuring one layer type at a time)."""
+    return LayerSet(layer_set(conv).Conv2D, layer_set(pool).MaxPooling2D,
+                    layer_set(dense).Dense)
+
+
+def as_layer_set(layers: Union[str, LayerSet], impl: str = "tf") -> LayerSet:
+    """``layers`` itself if it is a LayerSet, else ``layer_set(layers, impl)``."""
+    return layers if isinstance(layers, LayerSet) else layer_set(layers, impl)

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+import models
 from benchmarks import layer_speed
 from custom_layers import gradcheck
 from tests.data_factory import make_tiny_mnist
@@ -36,6 +37,16 @@ def test_benchmark_measures_both_kinds():
                                    warmup_steps=1, jit_compile=False)
     assert set(speeds) == {"custom", "keras"}
     assert all(len(v) == 2 and min(v) > 0 for v in speeds.values())
+
+
+def test_breakdown_models_make_one_layer_type_custom():
+    for name, kinds in layer_speed.BREAKDOWN.items():
+        model = models.build_convnet(layers=kinds)
+        custom = {type(layer).__name__ for layer in model.layers
+                  if type(layer).__module__.startswith("custom_layers")}
+        assert custom == {"conv": {"Conv2D"}, "pool": {"MaxPooling2D"},
+                          "dense": {"Dense"}}[name]
+    assert model.count_params() == models.build_convnet(layers="keras").count_params()
 
 
 def test_residual_example_trains(tmp_path):
