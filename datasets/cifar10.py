@@ -7,14 +7,18 @@ downloads through Keras.
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
-import pickle
+import stat
 import tarfile
+import zlib
 from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from datasets.errors import DataError
+from datasets.errors import DataError, describe
+from datasets.location import data_dir_kind, download, keras_cache
 from datasets.safe_pickle import UnsafePickleError, safe_loads
 from datasets.splits import Dataset, channel_statistics, check_split, hold_out_validation
 
@@ -29,7 +33,6 @@ IMAGES_PER_BATCH = 10000
 PIXELS = 32 * 32 * 3
 # A batch pickle is ~31 MB; anything far larger is not CIFAR and is not read.
 MAX_MEMBER_BYTES = 64 << 20
-KERAS_CACHE = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
 ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 HOW_TO_FIX = (
@@ -38,37 +41,81 @@ HOW_TO_FIX = (
 )
 
 Reader = Callable[[str], bytes]
+# The official archive inflates to ~178 MB; reading stops past this, so a
+# small .tar.gz cannot inflate to gigabytes (a "zip bomb") before it is refused.
+MAX_ARCHIVE_BYTES = 256 << 20
+# The official archive has 8 members.
+MAX_ARCHIVE_MEMBERS = 64
+NEEDED = (META, *TRAIN_BATCHES, TEST_BATCH)
+MAX_CLASS_NAME_CHARS = 64
 
 
 def _folder_reader(folder: str) -> Reader:
     def read(name: str) -> bytes:
         path = os.path.join(folder, name)
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: file not found. {HOW_TO_FIX}")
-        if os.path.getsize(path) > MAX_MEMBER_BYTES:
-            raise DataError(f"{path}: {os.path.getsize(path)} bytes, too large for a CIFAR batch")
-        with open(path, "rb") as f:
-            return f.read()
+        try:
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode):
+                raise DataError(f"{path}: not a regular file. {HOW_TO_FIX}")
+            if info.st_size > MAX_MEMBER_BYTES:
+                raise DataError(f"{path}: {info.st_size} bytes, too large for a CIFAR batch")
+            with open(path, "rb") as f:
+                return f.read(MAX_MEMBER_BYTES + 1)[:MAX_MEMBER_BYTES]
+        except FileNotFoundError:
+            raise DataError(f"{path}: file not found. {HOW_TO_FIX}") from None
+        except OSError as e:
+            raise DataError(f"{path}: unreadable ({e.strerror or e})") from None
     return read
 
 
+class _BoundedStream(io.RawIOBase):
+    """A read-only stream that raises DataError once more than ``limit`` bytes were read."""
+
+    def __init__(self, inner, limit: int, source: str):
+        self.inner, self.limit, self.source, self.position = inner, limit, source, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > self.limit - self.position + 1:
+            size = self.limit - self.position + 1
+        chunk = self.inner.read(size)
+        self.position += len(chunk)
+        if self.position > self.limit:
+            raise DataError(f"{self.source}: inflates to more than {self.limit >> 20} MB, "
+                            "far more than CIFAR-10; refusing to read on")
+        return chunk
+
+
 def _archive_reader(path: str) -> Reader:
+    """Reads the needed members in one bounded pass over the (gzipped) tar stream."""
+    members: Dict[str, bytes] = {}
     try:
-        archive = tarfile.open(path, "r:*")
-        members = {m.name: m for m in archive.getmembers()}
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable tar.gz archive ({e})") from None
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            inner = gzip.GzipFile(fileobj=raw) if gzipped else raw
+            stream = _BoundedStream(inner, MAX_ARCHIVE_BYTES, path)
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
+                for count, member in enumerate(archive, start=1):
+                    if count > MAX_ARCHIVE_MEMBERS:
+                        raise DataError(f"{path}: more than {MAX_ARCHIVE_MEMBERS} members, "
+                                        "not the CIFAR-10 archive")
+                    folder, _, name = member.name.partition("/")
+                    if folder != FOLDER or name not in NEEDED or not member.isfile():
+                        continue
+                    if member.size > MAX_MEMBER_BYTES:
+                        raise DataError(f"{path}:{FOLDER}/{name}: {member.size} bytes, too "
+                                        "large for a CIFAR batch")
+                    members[name] = archive.extractfile(member).read(member.size)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: not a readable tar.gz archive ({describe(str(e), 120)})") from None
 
     def read(name: str) -> bytes:
-        member = members.get(f"{FOLDER}/{name}")
-        if member is None or not member.isfile():
+        if name not in members:
             raise DataError(f"{path}: has no regular file {FOLDER}/{name}")
-        if member.size > MAX_MEMBER_BYTES:
-            raise DataError(f"{path}:{FOLDER}/{name}: {member.size} bytes, too large for a CIFAR batch")
-        try:
-            return archive.extractfile(member).read()
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise DataError(f"{path}:{FOLDER}/{name}: truncated or corrupt ({e})") from None
+        return members[name]
     return read
 
 
@@ -78,27 +125,43 @@ def _unpickle(read: Reader, name: str, source: str) -> Dict:
         value = safe_loads(raw)
     except UnsafePickleError as e:
         raise DataError(f"{source}/{name}: {e}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            UnicodeDecodeError, MemoryError) as e:
-        raise DataError(f"{source}/{name}: truncated or corrupt pickle ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - any failure of a hostile pickle is "corrupt"
+        raise DataError(f"{source}/{name}: truncated or corrupt pickle "
+                        f"({type(e).__name__}: {describe(str(e), 120)})") from None
     if not isinstance(value, dict):
-        raise DataError(f"{source}/{name}: expected a dict, found {type(value).__name__}")
+        raise DataError(f"{source}/{name}: expected a dict, found {describe(value)}")
     return value
+
+
+def _check_labels(labels, per_batch: int, where: str) -> np.ndarray:
+    """Labels as an int64 (per_batch,) array; a list is walked only up to per_batch items."""
+    if isinstance(labels, np.ndarray):
+        if labels.shape != (per_batch,) or labels.dtype.kind not in "iu":
+            raise DataError(f"{where}: labels have shape {labels.shape} and dtype {labels.dtype}, "
+                            f"expected {per_batch} integers")
+        array = labels.astype(np.int64)
+    elif isinstance(labels, list):
+        if len(labels) != per_batch:
+            raise DataError(f"{where}: {len(labels)} labels, expected {per_batch}")
+        if not all(type(label) is int for label in labels):
+            raise DataError(f"{where}: labels must be integers in [0, 9]")
+        array = np.array([max(min(label, 1 << 32), -1) for label in labels], dtype=np.int64)
+    else:
+        raise DataError(f"{where}: labels are {describe(labels)}, expected a list of {per_batch} integers")
+    if array.size and (array.min() < 0 or array.max() > 9):
+        raise DataError(f"{where}: labels must be integers in [0, 9]")
+    return array
 
 
 def _read_batch(read: Reader, name: str, source: str, per_batch: int):
     batch = _unpickle(read, name, source)
-    data, labels = batch.get(b"data"), batch.get(b"labels")
+    where = f"{source}/{name}"
+    data = batch.get(b"data")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.shape != (per_batch, PIXELS):
-        shape = getattr(data, "shape", None)
-        raise DataError(f"{source}/{name}: data has shape {shape} and dtype "
-                        f"{getattr(data, 'dtype', type(data).__name__)}, expected uint8 "
-                        f"({per_batch}, {PIXELS})")
-    if not isinstance(labels, (list, np.ndarray)) or len(labels) != per_batch:
-        raise DataError(f"{source}/{name}: expected {per_batch} labels")
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
-        raise DataError(f"{source}/{name}: labels must be integers in [0, 9]")
+        found = (f"shape {data.shape} and dtype {data.dtype}" if isinstance(data, np.ndarray)
+                 else describe(data))
+        raise DataError(f"{where}: data has {found}, expected uint8 ({per_batch}, {PIXELS})")
+    labels = _check_labels(batch.get(b"labels"), per_batch, where)
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # CHW rows -> NHWC
     return images, labels
 
@@ -106,50 +169,54 @@ def _read_batch(read: Reader, name: str, source: str, per_batch: int):
 def _read_meta(read: Reader, source: str):
     """Class names and images per batch from batches.meta, both checked."""
     meta = _unpickle(read, META, source)
+    where = f"{source}/{META}"
     per_batch = meta.get(b"num_cases_per_batch")
-    if not isinstance(per_batch, int) or not 0 < per_batch <= IMAGES_PER_BATCH:
-        raise DataError(f"{source}/{META}: num_cases_per_batch={per_batch!r}, expected an "
+    if type(per_batch) is not int or not 0 < per_batch <= IMAGES_PER_BATCH:
+        raise DataError(f"{where}: num_cases_per_batch={describe(per_batch)}, expected an "
                         f"integer in [1, {IMAGES_PER_BATCH}]")
     names = meta.get(b"label_names")
     if not isinstance(names, list) or len(names) != len(CLASS_NAMES) or not all(
-        isinstance(n, (bytes, str)) for n in names
+        isinstance(n, (bytes, str)) and len(n) <= MAX_CLASS_NAME_CHARS for n in names
     ):
-        raise DataError(f"{source}/{META}: label_names must list the 10 class names")
-    names = tuple(n.decode() if isinstance(n, bytes) else n for n in names)
+        raise DataError(f"{where}: label_names must list the 10 class names")
+    try:
+        names = tuple(n.decode("utf-8") if isinstance(n, bytes) else n for n in names)
+    except UnicodeDecodeError:
+        raise DataError(f"{where}: class names are not UTF-8 text") from None
     if names != CLASS_NAMES:
-        raise DataError(f"{source}/{META}: class names {names} differ from CIFAR-10's")
+        raise DataError(f"{where}: class names {', '.join(describe(n, 20) for n in names)} "
+                        "differ from CIFAR-10's")
     return names, per_batch
+
+
+def _folder_with_batches(folder: str) -> Optional[Reader]:
+    """A reader if ``folder`` holds the batch files; DataError if batches.meta alone is missing."""
+    if os.path.isfile(os.path.join(folder, META)):
+        return _folder_reader(folder)
+    if any(os.path.exists(os.path.join(folder, name)) for name in (*TRAIN_BATCHES, TEST_BATCH)):
+        raise DataError(f"{folder}: holds CIFAR batch files but no {META}. {HOW_TO_FIX}")
+    return None
 
 
 def _locate(data_dir: Optional[str]):
     """A (reader, source description) for the first place that holds CIFAR-10."""
     if data_dir:
-        if not os.path.exists(data_dir):
-            raise DataError(f"--data_dir {data_dir} does not exist. {HOW_TO_FIX}")
-        if os.path.isfile(data_dir):
+        if data_dir_kind(data_dir, HOW_TO_FIX) == "file":
             if data_dir.endswith((".tar.gz", ".tgz", ".tar")):
                 return _archive_reader(data_dir), data_dir
             raise DataError(f"--data_dir {data_dir} is a file but not a .tar.gz archive. {HOW_TO_FIX}")
         for folder in (data_dir, os.path.join(data_dir, FOLDER)):
-            if os.path.isfile(os.path.join(folder, META)):
-                return _folder_reader(folder), folder
+            reader = _folder_with_batches(folder)
+            if reader:
+                return reader, folder
         archive = os.path.join(data_dir, ARCHIVE)
         if os.path.isfile(archive):
             return _archive_reader(archive), archive
         raise DataError(f"--data_dir {data_dir} holds neither {FOLDER}/ nor {ARCHIVE}. {HOW_TO_FIX}")
-    cached = os.path.join(KERAS_CACHE, FOLDER)
+    cached = keras_cache(FOLDER)
     if os.path.isfile(os.path.join(cached, META)):
         return _folder_reader(cached), cached
-    return _download()
-
-
-def _download():
-    import keras  # deferred: only the download path needs it
-
-    try:
-        path = keras.utils.get_file(FOLDER, origin=ORIGIN, extract=True)
-    except Exception as e:  # any network failure ends in one clear message
-        raise DataError(f"CIFAR-10 was not found locally and the download failed ({e}). {HOW_TO_FIX}") from None
+    path = download("CIFAR-10", FOLDER, ORIGIN, HOW_TO_FIX, extract=True)
     for folder in (path, os.path.join(path, FOLDER)):
         if os.path.isfile(os.path.join(folder, META)):
             return _folder_reader(folder), folder

@@ -10,15 +10,17 @@ import gzip
 import math
 import os
 import struct
+import zlib
 from typing import Optional, Sequence
 
 import numpy as np
 
-from datasets.errors import DataError
+from datasets.errors import DataError, describe
 
 UBYTE_TYPE = 0x08
-# The largest file we accept; MNIST's biggest is 47 MB unpacked. A header
-# claiming more is corrupt or hostile, and would otherwise allocate it.
+# The default bound on the data a header may claim; callers pass a tighter
+# one (what the data set can hold), checked before anything is allocated or
+# a gzip stream is inflated past it.
 MAX_DATA_BYTES = 1 << 30
 
 
@@ -28,12 +30,15 @@ def _open(path: str):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def read_idx(path: str, expected_shape: Optional[Sequence[Optional[int]]] = None) -> np.ndarray:
+def read_idx(path: str, expected_shape: Optional[Sequence[Optional[int]]] = None,
+             max_bytes: int = MAX_DATA_BYTES) -> np.ndarray:
     """Reads an IDX file of unsigned bytes, gzipped or not.
 
     Args:
         path: the file.
         expected_shape: dimensions to check; None entries match anything.
+        max_bytes: the most data the header may claim; a larger claim is
+            refused before reading (so a small gzip cannot inflate to more).
 
     Returns:
         A uint8 array with the file's dimensions.
@@ -61,24 +66,24 @@ def read_idx(path: str, expected_shape: Optional[Sequence[Optional[int]]] = None
                 raise DataError(f"{path}: truncated IDX header")
             dims = struct.unpack(f">{ndim}I", dims_raw)
             size = math.prod(dims)  # Python ints: a hostile header cannot overflow
-            if size > MAX_DATA_BYTES:
-                raise DataError(f"{path}: IDX header claims {size} bytes of data, too large")
+            if size > max_bytes:
+                raise DataError(f"{path}: IDX header claims {size} bytes of data "
+                                f"(shape {dims}), more than the {max_bytes} this data set can hold")
+            if expected_shape is not None and (
+                len(expected_shape) != len(dims)
+                or any(e is not None and e != d for e, d in zip(expected_shape, dims))
+            ):
+                raise DataError(f"{path}: shape {dims}, expected {tuple(expected_shape)}")
             data = f.read(size + 1)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: unreadable or corrupt ({e})") from None
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: unreadable or corrupt ({describe(str(e), 120)})") from None
     if len(data) < size:
         raise DataError(f"{name} is truncated: {len(data)} of {size} data bytes ({path})")
     if len(data) > size:
         raise DataError(f"{path}: more data than its IDX header says {dims}")
-    array = np.frombuffer(data, dtype=np.uint8).reshape(dims)
-    if expected_shape is not None and (
-        len(expected_shape) != len(dims)
-        or any(e is not None and e != d for e, d in zip(expected_shape, dims))
-    ):
-        raise DataError(f"{path}: shape {dims}, expected {tuple(expected_shape)}")
-    return array
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def write_idx(path: str, array: np.ndarray, compress: bool = True) -> None:

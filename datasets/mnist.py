@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional
 
@@ -9,6 +10,8 @@ import numpy as np
 
 from datasets.errors import DataError
 from datasets.idx import read_idx
+from datasets.location import data_dir_kind, download, keras_cache
+from datasets.npz import ArraySpec, read_npz
 from datasets.splits import Dataset, check_split, hold_out_validation
 
 IDX_FILES = {
@@ -18,9 +21,20 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 NPZ_NAME = "mnist.npz"
-KERAS_CACHE = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
+ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 CLASS_NAMES = tuple(str(d) for d in range(10))
 IMAGE_SHAPE = (28, 28)
+# MNIST has 70,000 images; no file of it may claim more.
+MAX_EXAMPLES = 70_000
+# Keras' mnist.npz is 11 MB (55 MB stored uncompressed).
+MAX_NPZ_BYTES = 128 << 20
+NPZ_SPECS = {
+    "x_train": ArraySpec("u", IMAGE_SHAPE, MAX_EXAMPLES),
+    "y_train": ArraySpec("ui", (), MAX_EXAMPLES),
+    "x_test": ArraySpec("u", IMAGE_SHAPE, MAX_EXAMPLES),
+    "y_test": ArraySpec("ui", (), MAX_EXAMPLES),
+}
 
 HOW_TO_FIX = (
     "Put the four official MNIST files (train-images-idx3-ubyte.gz, "
@@ -45,55 +59,28 @@ def _load_idx_dir(data_dir: str):
         raise DataError(f"{data_dir}: missing MNIST files {', '.join(missing)}. {HOW_TO_FIX}")
     arrays = {}
     for key, path in paths.items():
-        shape = (None, *IMAGE_SHAPE) if key.startswith("x") else (None,)
-        arrays[key] = read_idx(path, shape)
+        inner = IMAGE_SHAPE if key.startswith("x") else ()
+        arrays[key] = read_idx(path, (None, *inner), max_bytes=MAX_EXAMPLES * math.prod(inner))
     return arrays, paths
 
 
 def _load_npz(path: str):
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in IDX_FILES if k not in data.files]
-            if missing:
-                raise DataError(f"{path}: not a Keras MNIST archive (no {', '.join(missing)})")
-            arrays = {k: data[k] for k in IDX_FILES}
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"{path}: unreadable or corrupt npz ({e})") from None
-    for key in ("x_train", "x_test"):
-        if arrays[key].shape[1:] != IMAGE_SHAPE:
-            raise DataError(f"{path}: {key} has shape {arrays[key].shape}, expected (N, 28, 28)")
+    arrays = read_npz(path, NPZ_SPECS, MAX_NPZ_BYTES)
     return arrays, {k: path for k in IDX_FILES}
-
-
-def _download():
-    import keras  # deferred: only the download path needs it
-
-    try:
-        path = keras.utils.get_file(
-            NPZ_NAME,
-            origin="https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
-            file_hash="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
-        )
-    except Exception as e:  # any network or hash failure ends in one clear message
-        raise DataError(f"MNIST was not found locally and the download failed ({e}). {HOW_TO_FIX}") from None
-    return _load_npz(path)
 
 
 def load_raw_mnist(data_dir: Optional[str] = None):
     """The four MNIST arrays as a dict, and the file each came from.
 
     Looks in ``data_dir`` (IDX files or mnist.npz) when given; otherwise in the
-    Keras cache, then downloads through Keras.
+    Keras cache, then downloads through Keras. Every file is bounded by what
+    MNIST can hold (70,000 images of 28×28) before it is read.
 
     Raises:
         DataError: if ``data_dir`` is missing, holds no MNIST, or a file is bad.
     """
     if data_dir:
-        if not os.path.exists(data_dir):
-            raise DataError(f"--data_dir {data_dir} does not exist. {HOW_TO_FIX}")
-        if os.path.isfile(data_dir):
+        if data_dir_kind(data_dir, HOW_TO_FIX) == "file":
             if data_dir.endswith(".npz"):
                 return _load_npz(data_dir)
             raise DataError(f"--data_dir {data_dir} is a file, expected a folder or an .npz. {HOW_TO_FIX}")
@@ -101,10 +88,10 @@ def load_raw_mnist(data_dir: Optional[str] = None):
         if os.path.isfile(npz) and _find_idx(data_dir, IDX_FILES["x_train"]) is None:
             return _load_npz(npz)
         return _load_idx_dir(data_dir)
-    cached = os.path.join(KERAS_CACHE, NPZ_NAME)
+    cached = keras_cache(NPZ_NAME)
     if os.path.isfile(cached):
         return _load_npz(cached)
-    return _download()
+    return _load_npz(download("MNIST", NPZ_NAME, ORIGIN, HOW_TO_FIX, file_hash=SHA256))
 
 
 def load_mnist(data_dir: Optional[str] = None, validation_size: int = 5000,

@@ -79,6 +79,17 @@ def hold_out_validation(train: Split, validation_size: int, seed: Optional[int] 
 
 
 def channel_statistics(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of uint8 (N, H, W, C) images scaled to [0, 1]."""
-    scaled = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    return scaled.mean(axis=0).astype(np.float32), scaled.std(axis=0).astype(np.float32)
+    """Per-channel mean and std of uint8 (N, H, W, C) images scaled to [0, 1].
+
+    Computed from each channel's histogram of the 256 byte values: exact, and
+    without a float copy of the images (1.1 GB for CIFAR-10's training set).
+    """
+    channels = images.reshape(-1, images.shape[-1])
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    means, stds = [], []
+    for c in range(channels.shape[1]):
+        counts = np.bincount(channels[:, c], minlength=256).astype(np.float64)
+        mean = counts @ levels / counts.sum()
+        means.append(mean)
+        stds.append(np.sqrt(counts @ (levels - mean) ** 2 / counts.sum()))
+    return np.asarray(means, np.float32), np.asarray(stds, np.float32)
