@@ -43,10 +43,11 @@ def _read_member(archive: zipfile.ZipFile, member: str, spec: ArraySpec, where: 
         else:
             raise DataError(f"{where}: npy format version {version} is not supported")
         if dtype.hasobject or dtype.kind not in spec.kinds or dtype.fields is not None or dtype.itemsize > 8:
-            raise DataError(f"{where}: dtype {describe(str(dtype), 40)}, expected plain integers")
+            raise DataError(f"{where}: dtype {str(dtype)[:40]}, expected plain integers")
         if fortran or len(shape) != 1 + len(spec.inner_shape) or tuple(shape[1:]) != spec.inner_shape:
-            raise DataError(f"{where}: shape {describe(str(shape), 60)}{' (Fortran order)' if fortran else ''}, "
-                            f"expected (N, {', '.join(map(str, spec.inner_shape))})".replace(", )", ")"))
+            expected = "(N" + "".join(f", {d}" for d in spec.inner_shape) + ")"
+            raise DataError(f"{where}: shape {str(shape)[:60]}{' in Fortran order' if fortran else ''}, "
+                            f"expected {expected}")
         if not 0 <= shape[0] <= spec.max_rows:
             raise DataError(f"{where}: {shape[0]} rows, more than the {spec.max_rows} this data set holds")
         size = math.prod(shape) * dtype.itemsize
