@@ -5,36 +5,36 @@
     python train_cifar.py --layers=keras --model_dir=runs/cifar-keras
     tensorboard --logdir runs/
 
-Defaults (see README): batch 128, Adam 1e-3 with cosine decay over 18,000
-steps (~51 epochs of the 45,000 training images), dropout 0.3, random crops
-and flips. Run with --helpfull for every flag.
+Defaults (``training.config.CIFAR10``, see README): batch 128, Adam 1e-3 with
+cosine decay over 18,000 steps (~51 epochs of the 45,000 training images),
+dropout 0.3, random crops and flips. Run with --help for every flag.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict
 
-from absl import app, flags
+from absl import flags
 
-from datasets.cifar10 import load_cifar10
-from training import cli, config, trainer
-
-DATASET = "cifar10"
+from training import cli, config
 
 
 def define_flags() -> None:
-    config.define_flags(DATASET, steps=18000, batch_size=128, learning_rate=1e-3,
-                        optimizer="adam", lr_schedule="cosine", dropout_rate=0.3,
-                        eval_every=1000, log_every=200, validation_size=5000, augment=True)
+    config.define_flags(config.CIFAR10)
+    flags.adopt_module_key_flags(config)
 
 
 def run(flags_obj: flags.FlagValues) -> Dict[str, Any]:
     """Trains (or evaluates) as the flags say; returns the metrics."""
-    return trainer.run(config.from_flags(DATASET, flags_obj), load_cifar10)
+    # Deferred: --help and flag errors answer before TensorFlow loads.
+    from datasets.cifar10 import load_cifar10
+    from training import trainer
+
+    return trainer.run(config.from_flags(config.CIFAR10, flags_obj), load_cifar10)
 
 
 main = cli.main_for(run)
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.start(main)

@@ -5,34 +5,34 @@
     python train_mnist.py --mode=eval --model_dir=runs/mnist-...
     tensorboard --logdir runs/
 
-Run with --helpfull for every flag.
+Run with --help for every flag.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict
 
-from absl import app, flags
+from absl import flags
 
-from datasets import load_mnist
-from training import cli, config, trainer
-
-DATASET = "mnist"
+from training import cli, config
 
 
 def define_flags() -> None:
-    config.define_flags(DATASET, steps=3000, batch_size=50, learning_rate=1e-3,
-                        optimizer="adam", lr_schedule="cosine", eval_every=500,
-                        validation_size=5000, augment=False)
+    config.define_flags(config.MNIST)
+    flags.adopt_module_key_flags(config)
 
 
 def run(flags_obj: flags.FlagValues) -> Dict[str, Any]:
     """Trains (or evaluates) as the flags say; returns the metrics."""
-    return trainer.run(config.from_flags(DATASET, flags_obj), load_mnist)
+    # Deferred: --help and flag errors answer before TensorFlow loads.
+    from datasets import load_mnist
+    from training import trainer
+
+    return trainer.run(config.from_flags(config.MNIST, flags_obj), load_mnist)
 
 
 main = cli.main_for(run)
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.start(main)

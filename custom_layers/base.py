@@ -46,8 +46,19 @@ class CustomGradientLayer(keras.layers.Layer):
         self.supports_jit = self.impl == "tf"
 
     def _cast_inputs(self, inputs) -> tf.Tensor:
+        """Inputs in the compute dtype: floats and integers (e.g. raw pixels) are cast.
+
+        Integers must not reach the ops as they are: the weights would be
+        cast to int and the result silently truncated to zeros.
+
+        Raises:
+            ValueError: for complex or string inputs, naming the layer.
+        """
         inputs = tf.convert_to_tensor(inputs)
-        if inputs.dtype.is_floating and inputs.dtype != self.compute_dtype:
+        if not (inputs.dtype.is_floating or inputs.dtype.is_integer or inputs.dtype == tf.bool):
+            raise ValueError(f"{self.__class__.__name__} '{self.name}' takes real-valued inputs "
+                             f"(float, int or bool). Received: inputs.dtype={inputs.dtype.name}")
+        if inputs.dtype != self.compute_dtype:
             inputs = tf.cast(inputs, self.compute_dtype)
         return inputs
 

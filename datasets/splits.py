@@ -9,6 +9,10 @@ import numpy as np
 from datasets.errors import DataError
 
 
+class SplitError(ValueError):
+    """The requested validation split leaves no training examples."""
+
+
 class Split(NamedTuple):
     images: np.ndarray  # (N, H, W, C) uint8
     labels: np.ndarray  # (N,) int32
@@ -41,6 +45,8 @@ def check_split(images: np.ndarray, labels: np.ndarray, num_classes: int, source
         images = images[..., None]
     if images.ndim != 4:
         raise DataError(f"{source}: images have shape {images.shape}, expected (N, H, W[, C])")
+    if images.shape[0] == 0:
+        raise DataError(f"{source}: holds no examples")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise DataError(
             f"{source}: {images.shape[0]} images but labels of shape {labels.shape}"
@@ -62,12 +68,12 @@ def hold_out_validation(train: Split, validation_size: int, seed: Optional[int] 
         (train, validation) Splits; the same seed gives the same split.
 
     Raises:
-        ValueError: if the split would leave no training examples.
+        SplitError: if the split would leave no training examples.
     """
     n = train.images.shape[0]
     if not 0 <= validation_size < n:
-        raise ValueError(
-            f"validation_size must be in [0, {n}) for {n} training examples. "
+        raise SplitError(
+            f"validation_size must be in [0, {n - 1}] for {n} training examples. "
             f"Received: {validation_size}"
         )
     order = np.random.default_rng(seed).permutation(n)

@@ -162,7 +162,7 @@ def test_train_cifar_cli_end_to_end(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"^test_accuracy=\d\.\d{4} test_loss=\d+\.\d{4} steps=4 train_seconds=", result.stdout, re.M)
+    assert re.search(r"^test_accuracy=\d\.\d{4} test_loss=\d+\.\d{4} steps=4 train_seconds=\d+\.\d wall_seconds=", result.stdout, re.M)
     metrics = json.load(open(model_dir / "metrics.json"))
     assert metrics["flags"]["augment"] is True and metrics["flags"]["dataset"] == "cifar10"
     assert len(metrics["input_normalization"]["mean"]) == 3

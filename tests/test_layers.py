@@ -107,6 +107,20 @@ def test_bad_inputs_name_the_layer_and_shapes():
         dense(tf.zeros([1, 5]))
 
 
+@pytest.mark.parametrize("custom_cls,stock_cls,kwargs,shape", STOCK_PAIRS)
+def test_integer_inputs_give_the_float_result_not_zeros(custom_cls, stock_cls, kwargs, shape):
+    values = np.random.default_rng(1).integers(0, 255, size=shape)
+    layer = custom_cls(**kwargs)
+    expected = layer(tf.constant(values, tf.float32)).numpy()
+    for dtype in (tf.int32, tf.uint8, tf.int64):
+        result = layer(tf.constant(values, dtype))
+        assert result.dtype == tf.float32
+        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-6)
+    assert np.abs(expected).max() > 0
+    with pytest.raises(ValueError, match=r"takes real-valued inputs.*complex64"):
+        layer(tf.constant(values, tf.complex64))
+
+
 class SubclassedNet(keras.Model):
     def __init__(self):
         super().__init__()

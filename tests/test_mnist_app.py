@@ -20,7 +20,8 @@ from training import trainer
 from training.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUMMARY = re.compile(r"^test_accuracy=\d\.\d{4} test_loss=\d+\.\d{4} steps=(\d+) train_seconds=\d+\.\d$",
+SUMMARY = re.compile(r"^test_accuracy=\d\.\d{4} test_loss=\d+\.\d{4} steps=(\d+) train_seconds=\d+\.\d "
+                     r"wall_seconds=(\d+\.\d)$",
                      re.M)
 FAST = ["--batch_size=8", "--eval_every=3", "--log_every=2", "--validation_size=16"]
 
@@ -32,7 +33,7 @@ def train_cli(*args, timeout=300):
 
 def _tags(folder):
     tags = {"scalars": set(), "images": set(), "histograms": set()}
-    for sub in ("train", "validation"):
+    for sub in ("train", "validation", "test"):
         acc = event_accumulator.EventAccumulator(os.path.join(folder, sub), size_guidance={"tensors": 0})
         acc.Reload()
         for tag in acc.Tags()["tensors"]:
@@ -66,6 +67,9 @@ def test_cli_trains_and_writes_everything(trained_run):
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
     assert metrics["steps"] == 5 and 0 <= metrics["test_accuracy"] <= 1
     assert metrics["examples_per_second"] > 0 and metrics["flags"]["layers"] == "custom"
+    # The whole process, imports included, is longer than the steps alone.
+    assert metrics["wall_seconds"] > metrics["train_seconds"] > 0
+    assert abs(float(match.group(2)) - metrics["wall_seconds"]) < 0.1
     for name in ("training_curves.png", "filters.png", "confusion_matrix.png", "predictions.png",
                  "model.keras"):
         assert os.path.getsize(os.path.join(model_dir, name)) > 0, name
@@ -78,9 +82,13 @@ def test_tensorboard_has_scalars_histograms_and_images(trained_run):
     for tag in ("train/loss", "train/accuracy", "train/learning_rate", "train/examples_per_second",
                 "validation/loss", "validation/accuracy"):
         assert tag in tags["scalars"], (tag, tags)
-    for tag in ("training_curves", "filters", "confusion_matrix", "predictions"):
-        assert f"validation/{tag}" in tags["images"], (tag, tags)
+    for tag in ("test/loss", "test/accuracy"):
+        assert tag in tags["scalars"], (tag, tags)
+    assert tags["images"] == {"train/training_curves", "train/filters", "test/confusion_matrix",
+                              "test/predictions"}, tags["images"]
     assert any("conv1" in t for t in tags["histograms"]), tags["histograms"]
+    # Every curve is against the global step: no Keras per-round epoch_* duplicates.
+    assert not any("epoch" in t or "vs_iterations" in t for kind in tags.values() for t in kind), tags
 
 
 def test_exports_give_the_same_predictions(trained_run):

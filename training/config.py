@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import os
 from typing import Any, Dict, Optional
 
 from absl import flags
 
-from training.distribute import STRATEGIES
 
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine", "step")
 MODES = ("train", "eval")
 
@@ -25,7 +26,7 @@ class TrainConfig:
     batch_size: int = 50
     learning_rate: float = 1e-3
     optimizer: str = "adam"
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     layers: str = "custom"
     model: str = "convnet"
     dropout_rate: float = 0.5
@@ -54,16 +55,24 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _positive(name: str, kind: str = "integer") -> None:
+# Upper bounds for counts: far beyond any real run, low enough that no
+# TensorFlow int32/int64 counter or seed overflows later in the run.
+MAX_STEPS = 10**9
+MAX_BATCH_SIZE = 1 << 20
+MAX_CPU_DEVICES = 64
+MAX_SEED = 2**31 - 1
+
+
+def _in_range(name: str, low: float, high: float, what: str) -> None:
     flags.register_validator(
-        name, lambda v: v is not None and v > 0,
-        message=f"--{name} must be a positive {kind}",
+        name, lambda v: v is not None and low <= v <= high,
+        message=f"--{name} must be {what}",
     )
 
 
-def define_flags(dataset: str, **defaults: Any) -> None:
-    """Defines every training flag; ``defaults`` overrides TrainConfig's defaults."""
-    base = dataclasses.replace(TrainConfig(dataset=dataset), **defaults)
+def define_flags(base: TrainConfig) -> None:
+    """Defines every training flag with ``base``'s values (a preset) as defaults."""
+    dataset = base.dataset
     flags.DEFINE_integer("steps", base.steps, "Training steps (batches) in total; "
                          "a larger value continues a resumed run.")
     flags.DEFINE_integer("batch_size", base.batch_size, "Examples per training step.")
@@ -99,16 +108,26 @@ def define_flags(dataset: str, **defaults: Any) -> None:
                       "--batch_size is the global batch, split across replicas.")
     flags.DEFINE_integer("num_cpu_devices", base.num_cpu_devices,
                          "Split the CPU into N logical devices (to try mirrored without GPUs).")
-    for name in ("steps", "batch_size", "eval_every", "log_every", "num_cpu_devices"):
-        _positive(name)
-    _positive("learning_rate", "number")
-    flags.register_validator("dropout_rate", lambda v: 0 <= v < 1,
+    for name in ("steps", "eval_every", "log_every"):
+        _in_range(name, 1, MAX_STEPS, f"a positive integer up to {MAX_STEPS}")
+    _in_range("batch_size", 1, MAX_BATCH_SIZE, f"a positive integer up to {MAX_BATCH_SIZE}")
+    _in_range("num_cpu_devices", 1, MAX_CPU_DEVICES, f"a positive integer up to {MAX_CPU_DEVICES}")
+    _in_range("validation_size", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]")
+    _in_range("seed", 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
+    flags.register_validator("learning_rate", lambda v: v is not None and 0 < v < math.inf,
+                             message="--learning_rate must be a positive finite number")
+    flags.register_validator("dropout_rate", lambda v: v is not None and 0 <= v < 1,
                              message="--dropout_rate must be in [0, 1)")
-    flags.register_validator("validation_size", lambda v: v >= 0,
-                             message="--validation_size must be >= 0")
 
 
-def from_flags(dataset: str, flag_values: flags.FlagValues = flags.FLAGS) -> TrainConfig:
-    """A TrainConfig from parsed flags (``FLAGS`` itself is never changed)."""
+def from_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS) -> TrainConfig:
+    """``base`` with every flag's parsed value (``FLAGS`` itself is never changed)."""
     names = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "dataset"]
-    return TrainConfig(dataset=dataset, **{n: flag_values[n].value for n in names})
+    return dataclasses.replace(base, **{n: flag_values[n].value for n in names})
+
+
+# Per-data-set presets: what each entry script trains with unless flags say
+# otherwise. MNIST uses TrainConfig's defaults; the README says why CIFAR's differ.
+MNIST = TrainConfig(dataset="mnist")
+CIFAR10 = TrainConfig(dataset="cifar10", steps=18000, batch_size=128, dropout_rate=0.3,
+                      eval_every=1000, log_every=200, augment=True)

@@ -8,11 +8,8 @@ from typing import Optional
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-
-
-class StrategyError(ValueError):
-    """The requested strategy cannot run here; the message says why."""
+from training.config import STRATEGIES
+from training.errors import StrategyError
 
 
 def configure_cpu_devices(count: int) -> None:
@@ -88,3 +85,35 @@ def task_name(strategy: tf.distribute.Strategy) -> str:
     if resolver is None or resolver.task_type is None:
         return "chief"
     return f"{resolver.task_type}-{resolver.task_id}"
+
+
+def prepare_for_multi_worker(model, dataset: tf.data.Dataset) -> None:
+    """Works around Keras 3.15 ``fit`` under MultiWorkerMirroredStrategy.
+
+    Keras 3 and collective strategies disagree in two places
+    (tensorflow/tensorflow#72388): before training, ``fit`` builds the model
+    symbolically from a batch that it reduces with ``strategy.reduce``, which
+    fails eagerly on a PerReplica batch; and every step it averages the scalar
+    metrics with ``strategy.reduce("MEAN", v, axis=0)``, which fails on
+    scalars. Building from one local batch here, and averaging scalars over
+    ``axis=None`` (an all-reduce mean across workers), fixes both; gradients
+    were never affected.
+    """
+    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+    features, labels = next(iter(dataset))
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=(features, labels))
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+
+    original = keras_tf_trainer.reduce_per_replica
+    if getattr(original, "scalar_safe", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if keras_tf_trainer._collective_all_reduce_multi_worker(strategy) and reduction in ("auto", "mean"):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.scalar_safe = True
+    keras_tf_trainer.reduce_per_replica = reduce_per_replica

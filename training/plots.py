@@ -12,15 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def save_png(fig, path: str) -> bytes:
-    """Writes ``fig`` to ``path`` and returns the PNG bytes (for TensorBoard)."""
+def png_bytes(fig) -> bytes:
+    """``fig`` as PNG bytes (for a file and for TensorBoard); closes the figure."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    data = buffer.getvalue()
-    with open(path, "wb") as f:
-        f.write(data)
-    return data
+    return buffer.getvalue()
 
 
 def training_curves(history: List[Dict[str, float]]):
