@@ -5,7 +5,7 @@ same optimizer; after a warm-up the two alternate in rounds so that machine
 noise hits both alike. Prints examples/s per round, the medians and
 custom/stock ratio::
 
-    python benchmarks/layer_speed.py --data_dir=../shared/data/mnist
+    python -m benchmarks.layer_speed --data_dir=../shared/data/mnist
 
 ``--breakdown`` adds three models in which one layer type (convolutions,
 pooling, dense) is custom and the rest stock, and prints what each costs in
@@ -14,23 +14,17 @@ ms per step over the all-stock model.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Union
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-import models  # noqa: E402
-from datasets import load_mnist  # noqa: E402
-
-FLAGS = flags.FLAGS
-
+import models
+from datasets import load_mnist
+from training import cli
 
 def define_flags() -> None:
     flags.DEFINE_string("data_dir", None, "MNIST folder (see train_mnist.py); default: Keras cache.")
@@ -96,23 +90,24 @@ def benchmark(images: np.ndarray, labels: np.ndarray, batch_size: int, steps: in
     return speeds
 
 
-def main(argv: Sequence[str]) -> None:
-    del argv
-    data = load_mnist(FLAGS.data_dir, validation_size=0)
+def run(flags_obj: flags.FlagValues) -> Dict[str, float]:
+    """Times both models as the flags say, prints the table; returns the median speeds."""
+    data = load_mnist(flags_obj.data_dir, validation_size=0)
     images = data.train.images.astype(np.float32) / 255.0
-    speeds = benchmark(images, data.train.labels, FLAGS.batch_size, FLAGS.steps,
-                       FLAGS.rounds, FLAGS.warmup_steps, FLAGS.jit_compile,
-                       BREAKDOWN if FLAGS.breakdown else None)
+    speeds = benchmark(images, data.train.labels, flags_obj.batch_size, flags_obj.steps,
+                       flags_obj.rounds, flags_obj.warmup_steps, flags_obj.jit_compile,
+                       BREAKDOWN if flags_obj.breakdown else None)
     for kind, values in speeds.items():
         print(f"{kind:7s} examples/s per round: " + " ".join(f"{v:.0f}" for v in values))
     custom, stock = (float(np.median(speeds[k])) for k in ("custom", "keras"))
-    for name in BREAKDOWN if FLAGS.breakdown else ():
-        extra_ms = 1e3 * FLAGS.batch_size * (1 / float(np.median(speeds[name])) - 1 / stock)
+    for name in BREAKDOWN if flags_obj.breakdown else ():
+        extra_ms = 1e3 * flags_obj.batch_size * (1 / float(np.median(speeds[name])) - 1 / stock)
         print(f"custom {name} layers only: {extra_ms:+.2f} ms/step over all-stock")
-    print(f"batch_size={FLAGS.batch_size} jit_compile={FLAGS.jit_compile} "
+    print(f"batch_size={flags_obj.batch_size} jit_compile={flags_obj.jit_compile} "
           f"custom={custom:.0f} keras={stock:.0f} examples/s  ratio custom/keras={custom / stock:.3f}")
+    return {"custom": custom, "keras": stock}
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.start(cli.main_for(run))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from typing import Dict, Mapping, NamedTuple, Tuple
@@ -36,12 +37,15 @@ def _read_member(archive: zipfile.ZipFile, member: str, spec: ArraySpec, where: 
             version = np.lib.format.read_magic(f)
         except ValueError as e:
             raise DataError(f"{where}: not an npy array ({describe(str(e), 80)})") from None
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=MAX_HEADER_BYTES)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=MAX_HEADER_BYTES)
-        else:
+        if version not in ((1, 0), (2, 0), (3, 0)):
             raise DataError(f"{where}: npy format version {version} is not supported")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        try:
+            shape, fortran, dtype = read_header(f, max_header_size=MAX_HEADER_BYTES)
+        except (ValueError, TypeError, SyntaxError, tokenize.TokenError) as e:
+            # numpy parses the header with the Python tokenizer and ast.literal_eval.
+            raise DataError(f"{where}: corrupt npy header ({type(e).__name__})") from None
         if dtype.hasobject or dtype.kind not in spec.kinds or dtype.fields is not None or dtype.itemsize > 8:
             raise DataError(f"{where}: dtype {str(dtype)[:40]}, expected plain integers")
         if fortran or len(shape) != 1 + len(spec.inner_shape) or tuple(shape[1:]) != spec.inner_shape:

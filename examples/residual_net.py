@@ -2,24 +2,19 @@
 
 Trains for a few steps with ``model.fit`` on MNIST and prints the test loss and accuracy::
 
-    python examples/residual_net.py --data_dir=../shared/data/mnist --steps=200
+    python -m examples.residual_net --data_dir=../shared/data/mnist --steps=200
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import Sequence
+from typing import Dict
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import keras
+from absl import flags
 
-import keras  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-import custom_layers  # noqa: E402
-from datasets import load_mnist  # noqa: E402
-
-FLAGS = flags.FLAGS
+import custom_layers
+from datasets import load_mnist
+from training import cli
 
 
 def residual_block(x, filters: int, name: str):
@@ -45,22 +40,23 @@ def build_resnet(input_shape=(28, 28, 1), num_classes: int = 10) -> keras.Model:
     return keras.Model(inputs, outputs, name="small_resnet")
 
 
-def main(argv: Sequence[str]) -> None:
-    del argv
-    data = load_mnist(FLAGS.data_dir, validation_size=0)
+def run(flags_obj: flags.FlagValues) -> Dict[str, float]:
+    """Trains for ``--steps`` steps; bad data ends in the apps' one-line errors."""
+    data = load_mnist(flags_obj.data_dir, validation_size=0)
     model = build_resnet()
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    steps = FLAGS.steps
-    images = data.train.images[: steps * FLAGS.batch_size] / 255.0
-    labels = data.train.labels[: steps * FLAGS.batch_size]
-    model.fit(images, labels, batch_size=FLAGS.batch_size, epochs=1, verbose=2)
+    count = flags_obj.steps * flags_obj.batch_size
+    images = data.train.images[:count] / 255.0
+    labels = data.train.labels[:count]
+    model.fit(images, labels, batch_size=flags_obj.batch_size, epochs=1, verbose=2)
     loss, accuracy = model.evaluate(data.test.images / 255.0, data.test.labels, verbose=0)
     print(f"test_loss={loss:.4f} test_accuracy={accuracy:.4f}")
+    return {"test_loss": loss, "test_accuracy": accuracy}
 
 
 if __name__ == "__main__":
     flags.DEFINE_string("data_dir", None, "MNIST folder; default: Keras cache or download.")
-    flags.DEFINE_integer("steps", 200, "Training steps.", lower_bound=1)
-    flags.DEFINE_integer("batch_size", 64, "Examples per step.", lower_bound=1)
-    app.run(main)
+    flags.DEFINE_integer("steps", 200, "Training steps.", lower_bound=1, upper_bound=10**6)
+    flags.DEFINE_integer("batch_size", 64, "Examples per step.", lower_bound=1, upper_bound=1 << 16)
+    cli.start(cli.main_for(run))

@@ -136,6 +136,14 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
     saved_step = int(latest.rsplit("-", 1)[1])
     assert saved_step > 0
     assert json.load(open(os.path.join(model_dir, "metrics.json")))["steps"] == saved_step
+    # Resume: training continues from the saved step, with a continuous history.
+    resumed = subprocess.run(_cmd(f"--data_dir={data}", f"--model_dir={model_dir}",
+                                  f"--steps={saved_step + 3}", "--eval_every=50000"),
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resuming from step {saved_step} " in resumed.stderr
+    assert f"steps={saved_step + 3} " in resumed.stdout
+    assert [s for s, _ in _train_losses(model_dir)] == list(range(1, saved_step + 4))
 
 
 def test_nan_loss_stops_with_step_and_checkpoint(tmp_path):

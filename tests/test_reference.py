@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from custom_layers import reference as ref
-from custom_layers.gradcheck import numeric_gradient, rel_error
+from custom_layers.gradcheck import numeric_gradient, numeric_tolerance, rel_error
 
 CONV_CASES = list(itertools.product([1, 3, 5], [1, 2, 3], ["valid", "same"]))
 
@@ -69,7 +69,7 @@ def test_conv_reference_matches_numeric_gradient(k, stride, padding):
     grads = ref.conv2d_backward(dout, cache)
     for value, grad in zip((x, w, b), grads):
         numeric = numeric_gradient(lambda: ref.conv2d_forward(x, w, b, stride, padding)[0], value, dout)
-        assert rel_error(grad, numeric) < 1e-7
+        assert rel_error(grad, numeric) <= numeric_tolerance(out, dout, grad)
 
 
 def test_affine_relu_softmax_match_numeric_gradients():
@@ -82,13 +82,14 @@ def test_affine_relu_softmax_match_numeric_gradients():
     for value, grad, vec in zip((x, w, b), loop_grads, ref.affine_backward(dout, cache)):
         np.testing.assert_allclose(grad, vec, rtol=1e-12)
         numeric = numeric_gradient(lambda: ref.affine_forward(x, w, b)[0], value, dout)
-        assert rel_error(grad, numeric) < 1e-7
+        assert rel_error(grad, numeric) <= numeric_tolerance(out, dout, grad)
 
     logits = rng.normal(size=(4, 6))
     labels = np.array([0, 5, 2, 2])
     loss, dlogits = ref.softmax_loss(logits, labels)
     numeric = numeric_gradient(lambda: np.array(ref.softmax_loss(logits, labels)[0]), logits,
                                np.array(1.0), h=1e-5)
+    # Softmax is curved: the O(h^2) = 1e-10 truncation error dominates rounding here.
     assert rel_error(dlogits, numeric) < 1e-7
     assert loss > 0
 
@@ -96,7 +97,8 @@ def test_affine_relu_softmax_match_numeric_gradients():
     y[np.abs(y) < 0.1] = 0.5
     d = rng.normal(size=y.shape)
     numeric = numeric_gradient(lambda: ref.relu_forward(y)[0], y, d)
-    assert rel_error(ref.relu_backward(d, y), numeric) < 1e-7
+    grad = ref.relu_backward(d, y)
+    assert rel_error(grad, numeric) <= numeric_tolerance(ref.relu_forward(y)[0], d, grad)
 
 
 def test_reference_rejects_bad_shapes():

@@ -16,9 +16,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_gradcheck_all_errors_below_tolerance():
     results = gradcheck.run_all(seed=1)
-    errors = [e for grads in results.values() for errs in grads.values() for e in errs.values()]
-    assert len(errors) == 3 * (4 * 3 + 2 + 3 + 1)
-    assert max(errors) < 1e-7
+    pairs = [e for grads in results.values() for errs in grads.values() for e in errs.values()]
+    assert len(pairs) == 3 * (4 * 3 + 2 + 3 + 1)
+    for error, tolerance in pairs:
+        assert error <= tolerance < 1e-7
 
 
 def test_gradcheck_cli_prints_textbook_lines():
@@ -40,21 +41,32 @@ def test_benchmark_measures_both_kinds():
 
 
 def test_breakdown_models_make_one_layer_type_custom():
+    stock_params = models.build_convnet(layers="keras").count_params()
+    assert set(layer_speed.BREAKDOWN) == {"conv", "pool", "dense"}
     for name, kinds in layer_speed.BREAKDOWN.items():
         model = models.build_convnet(layers=kinds)
         custom = {type(layer).__name__ for layer in model.layers
                   if type(layer).__module__.startswith("custom_layers")}
         assert custom == {"conv": {"Conv2D"}, "pool": {"MaxPooling2D"},
                           "dense": {"Dense"}}[name]
-    assert model.count_params() == models.build_convnet(layers="keras").count_params()
+        assert model.count_params() == stock_params, name
 
 
 def test_residual_example_trains(tmp_path):
     data_dir = make_tiny_mnist(str(tmp_path / "mnist"))
     out = subprocess.run(
-        [sys.executable, "examples/residual_net.py", f"--data_dir={data_dir}", "--steps=2",
+        [sys.executable, "-m", "examples.residual_net", f"--data_dir={data_dir}", "--steps=2",
          "--batch_size=8"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "test_accuracy=" in out.stdout
+
+
+def test_example_and_benchmark_end_bad_data_in_one_line(tmp_path):
+    for module in ("examples.residual_net", "benchmarks.layer_speed"):
+        out = subprocess.run([sys.executable, "-m", module, f"--data_dir={tmp_path / 'nowhere'}"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2, (module, out.stderr[-2000:])
+        assert "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1].startswith("error: --data_dir")

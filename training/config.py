@@ -28,6 +28,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr_schedule: str = "cosine"
     layers: str = "custom"
+    impl: str = "tf"
     model: str = "convnet"
     dropout_rate: float = 0.5
     data_dir: Optional[str] = None
@@ -43,6 +44,7 @@ class TrainConfig:
     export_savedmodel: bool = False
     distribution_strategy: str = "auto"
     num_cpu_devices: int = 1
+    audit_every: int = 0
 
     def resolved_model_dir(self) -> str:
         """``model_dir``, or ``runs/<dataset>-<timestamp>`` when unset."""
@@ -82,6 +84,9 @@ def define_flags(base: TrainConfig) -> None:
                       "constant; cosine decay to 0 over --steps; step: x0.1 at 50% and 75%.")
     flags.DEFINE_enum("layers", base.layers, ("custom", "keras"),
                       "custom: hand-written gradients; keras: stock layers.")
+    flags.DEFINE_enum("impl", base.impl, ("tf", "numpy"),
+                      "Backward of the custom layers: tf (TensorFlow ops) or numpy (the NumPy "
+                      "reference through tf.numpy_function: the textbook maths, CPU only, slow).")
     flags.DEFINE_enum("model", base.model, ("convnet", "three_layer"), "Architecture.")
     flags.DEFINE_float("dropout_rate", base.dropout_rate, "Dropout before the last layer, in [0, 1).")
     flags.DEFINE_string("data_dir", base.data_dir,
@@ -108,6 +113,11 @@ def define_flags(base: TrainConfig) -> None:
                       "--batch_size is the global batch, split across replicas.")
     flags.DEFINE_integer("num_cpu_devices", base.num_cpu_devices,
                          "Split the CPU into N logical devices (to try mirrored without GPUs).")
+    flags.DEFINE_integer("audit_every", base.audit_every,
+                         "Every N steps, compare each custom layer's weight gradients on one "
+                         "training batch with TensorFlow autodiff of stock layers holding the same "
+                         "weights (TensorBoard: gradient_audit/<layer>/<weight>); 0 = off.")
+    _in_range("audit_every", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]")
     for name in ("steps", "eval_every", "log_every"):
         _in_range(name, 1, MAX_STEPS, f"a positive integer up to {MAX_STEPS}")
     _in_range("batch_size", 1, MAX_BATCH_SIZE, f"a positive integer up to {MAX_BATCH_SIZE}")

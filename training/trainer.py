@@ -29,7 +29,7 @@ from absl import logging
 import models
 from datasets import pipeline
 from datasets.splits import Dataset, SplitError
-from training import checkpoints, distribute, outputs
+from training import audit, checkpoints, distribute, outputs
 from training.callbacks import ProgressLogger, StopSignals, mark_session_start
 from training.config import TrainConfig
 from training.errors import Interrupted, UsageError
@@ -56,6 +56,7 @@ def run(config: TrainConfig, load_data: LoadData) -> Dict[str, Any]:
         Interrupted: SIGINT/SIGTERM arrived; a checkpoint was saved first.
         StrategyError: the strategy cannot run here.
     """
+    check_flag_combinations(config)
     if config.num_cpu_devices > 1:
         distribute.configure_cpu_devices(config.num_cpu_devices)
     strategy = distribute.make_strategy(config.distribution_strategy)
@@ -75,6 +76,20 @@ def run(config: TrainConfig, load_data: LoadData) -> Dict[str, Any]:
         keras.mixed_precision.set_global_policy("float32")
 
 
+def check_flag_combinations(config: TrainConfig) -> None:
+    """Raises UsageError for flags that cannot work together."""
+    if config.audit_every and config.layers != "custom":
+        raise UsageError("--audit_every checks the custom layers' gradients; it needs --layers=custom")
+    if config.impl == "numpy":
+        for conflict, present in (("--layers=keras", config.layers != "custom"),
+                                  ("--jit_compile", config.jit_compile),
+                                  ("--export_savedmodel", config.export_savedmodel)):
+            if present:
+                raise UsageError(f"--impl=numpy cannot be combined with {conflict} (the NumPy "
+                                 "backward runs through tf.numpy_function: custom layers only, "
+                                 "no XLA, no SavedModel)")
+
+
 def _load_checked(config: TrainConfig, load_data: LoadData, replicas: int) -> Dataset:
     """The data, with the flags that depend on its size checked against it."""
     try:
@@ -92,15 +107,20 @@ def _load_checked(config: TrainConfig, load_data: LoadData, replicas: int) -> Da
     return data
 
 
-def build_compiled_model(config: TrainConfig, data: Dataset) -> keras.Model:
-    keras.utils.set_random_seed(config.seed)
-    model = models.build_model(
+def build_model(config: TrainConfig, data: Dataset, layers: str, impl: str = "tf") -> keras.Model:
+    return models.build_model(
         config.model,
         input_shape=data.train.images.shape[1:],
         num_classes=len(data.class_names),
-        layers=config.layers,
+        layers=layers,
+        impl=impl,
         dropout_rate=config.dropout_rate,
     )
+
+
+def build_compiled_model(config: TrainConfig, data: Dataset) -> keras.Model:
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config, data, config.layers, config.impl)
     model.compile(
         optimizer=make_optimizer(config),
         loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -165,6 +185,14 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
     stop = StopSignals()
     progress = ProgressLogger(config, writers.get("train"), writers.get("validation"), history, stop,
                               lambda: manager.latest_checkpoint or restored)
+    callbacks, auditor = [progress], None
+    if config.audit_every and chief:
+        with strategy.scope():
+            twin = audit.stock_twin(lambda: build_model(config, data, "keras"), model)
+        batches = iter(pipeline.train_dataset(data.train, config.batch_size, seed=config.seed + 1,
+                                              augment=config.augment, normalization=data.normalization))
+        auditor = audit.GradientAudit(twin, batches, config.audit_every, writers.get("train"), history)
+        callbacks.append(auditor)
     totals = {"train_seconds": previous.get("train_seconds", 0.0),
               "wall_seconds": previous.get("wall_seconds", 0.0)}
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -181,7 +209,7 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
         logging.info("saved checkpoint at step %d", step)
 
     with stop.installed():
-        step = _train_rounds(config, data, model, progress, stop, step, save)
+        step = _train_rounds(config, data, model, callbacks, stop, step, save)
         if stop.signum is not None:
             raise Interrupted(stop.signum, step, manager.latest_checkpoint)
 
@@ -199,6 +227,7 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
         "flags": config.to_dict(),
         "model_dir": model_dir,
         "replicas": strategy.num_replicas_in_sync,
+        **({"gradient_audit_max": auditor.largest} if auditor else {}),
         "history": history,
     }
     if chief:
@@ -211,7 +240,7 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
     return metrics
 
 
-def _train_rounds(config: TrainConfig, data: Dataset, model: keras.Model, progress: ProgressLogger,
+def _train_rounds(config: TrainConfig, data: Dataset, model: keras.Model, callbacks: list,
                   stop: StopSignals, step: int, save: Callable[[int], None]) -> int:
     """``model.fit`` rounds of ``eval_every`` steps until ``config.steps`` or a stop signal."""
     validation = (pipeline.eval_dataset(data.validation, config.batch_size, data.normalization)
@@ -226,7 +255,7 @@ def _train_rounds(config: TrainConfig, data: Dataset, model: keras.Model, progre
         model.fit(train, steps_per_epoch=round_steps, initial_epoch=round_index,
                   epochs=round_index + 1,
                   validation_data=validation if stop.signum is None else None,
-                  callbacks=[progress], shuffle=False, verbose=0)
+                  callbacks=callbacks, shuffle=False, verbose=0)
         step = int(model.optimizer.iterations.numpy())
         save(step)
     return step
