@@ -79,6 +79,7 @@ def test_audit_every_writes_scalars_below_tolerance(data, tmp_path):
         assert all(0 <= float(tf.make_ndarray(e.tensor_proto)) < 1e-4 for e in events)
     metrics = json.load(open(model_dir / "metrics.json"))
     assert 0 < metrics["gradient_audit_max"] < 1e-4
+    assert 0 < metrics["gradient_audit_seconds"] < metrics["train_seconds"]
 
 
 def test_impl_numpy_trains_through_the_app(data, tmp_path):

@@ -10,6 +10,7 @@ weight above the tolerance.
 
 from __future__ import annotations
 
+import time
 from typing import Dict, Iterator, List, Optional
 
 import keras
@@ -41,6 +42,7 @@ class GradientAudit(keras.callbacks.Callback):
         self.writer = writer
         self.history = history
         self.largest = 0.0
+        self.seconds = 0.0  # spent auditing, part of the training time
         self._loss = keras.losses.SparseCategoricalCrossentropy()
         self._ours = tf.function(lambda x, y: _weight_gradients(self.model, self._loss, x, y))
         self._theirs = tf.function(lambda x, y: _weight_gradients(self.stock, self._loss, x, y))
@@ -72,7 +74,9 @@ class GradientAudit(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
         if step % self.every == 0:
+            start = time.perf_counter()
             self.audit(step)
+            self.seconds += time.perf_counter() - start
 
 
 def stock_twin(build, model: keras.Model) -> Optional[keras.Model]:

@@ -227,7 +227,8 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
         "flags": config.to_dict(),
         "model_dir": model_dir,
         "replicas": strategy.num_replicas_in_sync,
-        **({"gradient_audit_max": auditor.largest} if auditor else {}),
+        **({"gradient_audit_max": auditor.largest, "gradient_audit_seconds": auditor.seconds}
+           if auditor else {}),
         "history": history,
     }
     if chief:
