@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from custom_layers import ops, reference
+from custom_layers import norm, ops, reference
 
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 # Headroom over the rounding bounds below, for constant factors they leave out.
@@ -32,6 +33,11 @@ SAFETY = 16
 # Conv, pooling and dense are piecewise linear: a larger step has no truncation
 # error there and divides the round-off of the difference by less.
 NUMERIC_STEP = 1e-3
+# Batch norm is curved: a smaller step trades truncation error O(h^2) for
+# round-off; the result is held to the fixed bound below instead of
+# ``numeric_tolerance``, which assumes no truncation error.
+CURVED_STEP = 1e-4
+CURVED_NUMERIC_BOUND = 1e-7
 
 
 def rel_error(a, b) -> float:
@@ -153,12 +159,51 @@ def check_relu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     return _table(["dx"], ours, numeric, stock, [reference.relu_backward(dout, x)], out, dout, (x,))
 
 
-def _table(names, ours, numeric, stock, numpy_grads, out, dout, inputs):
-    """{gradient: {reference: (error, tolerance)}} for one op."""
+def check_batch_norm(rng: np.random.Generator, axis: int = -1,
+                     training: bool = True) -> Dict[str, Dict[str, float]]:
+    """Errors of batch norm's dx/dgamma/dbeta (NHWC with axis=-1, NCHW with axis=1)."""
+    x = rng.normal(size=(4, 3, 5, 3)) * 2.0 + 1.0
+    c = x.shape[axis]
+    gamma, beta = rng.normal(size=c), rng.normal(size=c)
+    moving_mean, moving_var = rng.normal(size=c), rng.uniform(0.5, 2.0, size=c)
+    epsilon = 1e-3
+    out, cache, _, _ = norm.batchnorm_forward(x, gamma, beta, axis, epsilon, training,
+                                              moving_mean, moving_var)
+    dout = rng.normal(size=out.shape)
+    numpy_grads = norm.batchnorm_backward(dout, cache)
+    if training:
+        ours = tf_gradients(lambda *t: norm.batch_norm_train(*t, axis, epsilon)[0], (x, gamma, beta), dout)
+    else:
+        ours = tf_gradients(lambda xx, gg, bb: norm.batch_norm_inference(
+            xx, gg, bb, tf.constant(moving_mean), tf.constant(moving_var), axis, epsilon),
+            (x, gamma, beta), dout)
+    stock_layer = keras.layers.BatchNormalization(axis=axis, epsilon=epsilon, dtype="float64")
+    stock_layer.build(x.shape)
+    stock_layer.set_weights([gamma, beta, moving_mean, moving_var])
+    tensors = [tf.constant(x)]
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        y = stock_layer(tensors[0], training=training)
+    stock = [g.numpy() for g in tape.gradient(
+        y, [tensors[0], stock_layer.gamma, stock_layer.beta], output_gradients=tf.constant(dout))]
+    forward = lambda: norm.batchnorm_forward(  # noqa: E731
+        x, gamma, beta, axis, epsilon, training, moving_mean, moving_var)[0]
+    # Inference mode is linear in every input: the usual step and tolerance apply.
+    step = CURVED_STEP if training else NUMERIC_STEP
+    numeric = [numeric_gradient(forward, v, dout, h=step) for v in (x, gamma, beta)]
+    return _table(["dx", "dgamma", "dbeta"], ours, numeric, stock, numpy_grads, out, dout, (x,),
+                  numeric_bound=CURVED_NUMERIC_BOUND if training else None)
+
+
+def _table(names, ours, numeric, stock, numpy_grads, out, dout, inputs, numeric_bound=None):
+    """{gradient: {reference: (error, tolerance)}} for one op.
+
+    ``numeric_bound`` replaces ``numeric_tolerance`` for curved ops.
+    """
     analytic = rounding_tolerance(out, *inputs)
     return {
         name: {
-            "numeric": (rel_error(o, n), numeric_tolerance(out, dout, o)),
+            "numeric": (rel_error(o, n), numeric_bound or numeric_tolerance(out, dout, o)),
             "autodiff": (rel_error(o, s), analytic),
             "numpy": (rel_error(o, r), analytic),
         }
@@ -177,6 +222,9 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     results["max_pool2d 3x3 stride 2 same"] = check_max_pool2d(rng, 3, 2, "same")
     results["dense"] = check_dense(rng)
     results["relu"] = check_relu(rng)
+    results["batch_norm train NHWC"] = check_batch_norm(rng, axis=-1, training=True)
+    results["batch_norm train NCHW"] = check_batch_norm(rng, axis=1, training=True)
+    results["batch_norm inference NHWC"] = check_batch_norm(rng, axis=-1, training=False)
     return results
 
 

@@ -1,0 +1,60 @@
+"""BatchNormalization with a hand-written backward (``custom_layers.norm``)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops as kops
+
+from custom_layers import norm
+
+
+@keras.saving.register_keras_serializable(package="custom_layers")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """Drop-in twin of ``keras.layers.BatchNormalization`` with a hand-written gradient.
+
+    A subclass of the stock layer: arguments, their checks, weights (gamma,
+    beta, moving_mean, moving_variance in Keras' order, so
+    ``set_weights(stock.get_weights())`` works both ways), ``get_config``
+    and masking stay Keras's own; only the maths in ``call`` is replaced by
+    ``norm.batch_norm_train`` / ``norm.batch_norm_inference``. Statistics
+    are computed in float32 under mixed precision, as Keras does; the moving
+    statistics are updated as Keras updates them
+    (``moving = moving * momentum + batch * (1 - momentum)``).
+
+    Input shape: any, with the channels at ``axis`` (-1 for channels_last, 1
+    for channels_first). Output shape: the input's.
+
+    Raises:
+        ValueError: for ``renorm=True`` or ``synchronized=True``, which the
+            hand-written backward does not cover (rather than silently using
+            stock maths).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("renorm", "synchronized"):
+            if getattr(self, name):
+                raise ValueError(f"custom_layers.BatchNormalization does not support {name}=True "
+                                 f"(its backward is not hand-written). Received: {name}=True")
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None and len(mask.shape) != len(inputs.shape) - 1:
+            raise ValueError("The mask provided should be one dimension less than the inputs. "
+                             f"Received: mask.shape={mask.shape}, inputs.shape={inputs.shape}")
+        # Statistics in float32 at least (float16 overflows), as in Keras.
+        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        inputs = kops.cast(inputs, dtype)
+        channels = inputs.shape[self.axis]
+        gamma = kops.cast(self.gamma, dtype) if self.scale else kops.ones((channels,), dtype)
+        beta = kops.cast(self.beta, dtype) if self.center else kops.zeros((channels,), dtype)
+        if training and self.trainable:
+            outputs, mean, variance = norm.batch_norm_train(inputs, gamma, beta, self.axis,
+                                                            self.epsilon, mask)
+            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                moving.assign(kops.cast(moving, dtype) * self.momentum
+                              + batch * (1.0 - self.momentum))
+        else:
+            outputs = norm.batch_norm_inference(
+                inputs, gamma, beta, kops.cast(self.moving_mean, dtype),
+                kops.cast(self.moving_variance, dtype), self.axis, self.epsilon)
+        return kops.cast(outputs, self.compute_dtype)
