@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from custom_layers import norm, ops, reference
+from custom_layers import avg_pool, inverted_dropout, norm, ops, reference
 
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 # Headroom over the rounding bounds below, for constant factors they leave out.
@@ -159,6 +159,45 @@ def check_relu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     return _table(["dx"], ours, numeric, stock, [reference.relu_backward(dout, x)], out, dout, (x,))
 
 
+def check_avg_pool2d(rng: np.random.Generator, pool_size=3, strides=2,
+                     padding="same") -> Dict[str, Dict[str, float]]:
+    """Errors of avg_pool2d's dx (SAME windows at the border average fewer cells)."""
+    x = rng.normal(size=(2, 7, 6, 3))
+    out, cache = avg_pool.avg_pool2d_forward(x, pool_size, strides, padding)
+    dout = rng.normal(size=out.shape)
+    ours = tf_gradients(lambda t: avg_pool.avg_pool2d(t, pool_size, strides, padding), (x,), dout)
+    stock = tf_gradients(lambda t: tf.nn.avg_pool2d(t, pool_size, strides, padding.upper()), (x,), dout)
+    numeric = [numeric_gradient(lambda: avg_pool.avg_pool2d_forward(x, pool_size, strides, padding)[0],
+                                x, dout)]
+    return _table(["dx"], ours, numeric, stock, [avg_pool.avg_pool2d_backward(dout, cache)], out, dout, (x,))
+
+
+def check_global_pool(rng: np.random.Generator, kind: str) -> Dict[str, Dict[str, float]]:
+    """Errors of global average / max pooling's dx (distinct values: one maximum per channel)."""
+    x = rng.permutation(2 * 5 * 4 * 3).reshape(2, 5, 4, 3) / 7.0
+    out, cache = avg_pool.global_pool_forward(x, kind)
+    dout = rng.normal(size=out.shape)
+    op = avg_pool.global_avg_pool if kind == "avg" else avg_pool.global_max_pool
+    stock_fn = tf.reduce_mean if kind == "avg" else tf.reduce_max
+    ours = tf_gradients(op, (x,), dout)
+    stock = tf_gradients(lambda t: stock_fn(t, (1, 2), keepdims=True), (x,), dout)
+    numeric = [numeric_gradient(lambda: avg_pool.global_pool_forward(x, kind)[0], x, dout)]
+    return _table(["dx"], ours, numeric, stock, [avg_pool.global_pool_backward(dout, cache)], out, dout, (x,))
+
+
+def check_dropout(rng: np.random.Generator, rate: float = 0.4) -> Dict[str, Dict[str, float]]:
+    """Errors of dropout's dx for a fixed keep mask (stock: TensorFlow's own ``where`` autodiff)."""
+    x = rng.normal(size=(4, 6))
+    keep = rng.uniform(size=x.shape) >= rate
+    out, cache = inverted_dropout.dropout_forward(x, keep, rate)
+    dout = rng.normal(size=out.shape)
+    ours = tf_gradients(lambda t: inverted_dropout.dropout(t, tf.constant(keep), rate), (x,), dout)
+    stock = tf_gradients(lambda t: tf.where(keep, t / (1 - rate), 0.0), (x,), dout)
+    numeric = [numeric_gradient(lambda: inverted_dropout.dropout_forward(x, keep, rate)[0], x, dout)]
+    return _table(["dx"], ours, numeric, stock, [inverted_dropout.dropout_backward(dout, cache)],
+                  out, dout, (x,))
+
+
 def check_batch_norm(rng: np.random.Generator, axis: int = -1,
                      training: bool = True) -> Dict[str, Dict[str, float]]:
     """Errors of batch norm's dx/dgamma/dbeta (NHWC with axis=-1, NCHW with axis=1)."""
@@ -222,6 +261,11 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     results["max_pool2d 3x3 stride 2 same"] = check_max_pool2d(rng, 3, 2, "same")
     results["dense"] = check_dense(rng)
     results["relu"] = check_relu(rng)
+    results["avg_pool2d 3x3 stride 2 same"] = check_avg_pool2d(rng)
+    results["avg_pool2d 2x2 valid"] = check_avg_pool2d(rng, 2, 2, "valid")
+    results["global_avg_pool"] = check_global_pool(rng, "avg")
+    results["global_max_pool"] = check_global_pool(rng, "max")
+    results["dropout"] = check_dropout(rng)
     results["batch_norm train NHWC"] = check_batch_norm(rng, axis=-1, training=True)
     results["batch_norm train NCHW"] = check_batch_norm(rng, axis=1, training=True)
     results["batch_norm inference NHWC"] = check_batch_norm(rng, axis=-1, training=False)

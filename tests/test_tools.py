@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_gradcheck_all_errors_below_tolerance():
     results = gradcheck.run_all(seed=1)
     pairs = [e for grads in results.values() for errs in grads.values() for e in errs.values()]
-    assert len(pairs) == 3 * (4 * 3 + 2 + 3 + 1 + 3 * 3)
+    assert len(pairs) == 3 * (4 * 3 + 2 + 3 + 1 + 5 + 3 * 3)
     for error, tolerance in pairs:
         assert error <= tolerance < 1e-7
 

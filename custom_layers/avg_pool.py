@@ -1,0 +1,203 @@
+"""Average and global pooling: the NumPy reference (loops and vectorised) and the TF ops.
+
+Shapes are NHWC: x (N, H, W, C), output (N, HO, WO, C) with HO = ceil(H / SH)
+for SAME and (H - PH) // SH + 1 for VALID (``custom_layers.padding``).
+
+Average pooling divides each window's sum by the number of its cells that
+lie inside the input (TensorFlow's SAME rule: padding never counts):
+
+    forward   y[i, j] = Σ_window x / count[i, j]
+    backward  dx[h, w] = Σ_{windows (i, j) that hold (h, w)} dy[i, j] / count[i, j]
+
+The backward is a stride-1 window sum of dy / count dilated by the strides:
+a forward average pool over the dilated, padded tensor, times PH·PW.
+
+Global pooling reduces H and W: the average's gradient is dy / (H·W) at every
+cell; the maximum's goes to the cells equal to the maximum, split evenly
+among ties (as TensorFlow's gradient of ``reduce_max``, which stock Keras
+uses).
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from custom_layers.padding import normalize_padding, normalize_tuple, spatial_padding
+
+
+def _geometry(shape, pool_size, strides, padding):
+    if len(shape) != 4:
+        raise ValueError(f"avg_pool2d expects x of shape (N, H, W, C). Received: {tuple(shape)}")
+    pool_size = normalize_tuple(pool_size, "pool_size")
+    strides = pool_size if strides is None else normalize_tuple(strides, "strides")
+    pads = spatial_padding(shape[1:3], pool_size, strides, normalize_padding(padding))
+    return pool_size, strides, pads
+
+
+def window_counts(hw, pool_size, strides, pads) -> np.ndarray:
+    """(HO, WO) number of input cells (not padding) in each window."""
+    per_axis = []
+    for size, k, s, (out, before, _) in zip(hw, pool_size, strides, pads):
+        starts = np.arange(out) * s - before
+        per_axis.append(np.minimum(starts + k, size) - np.maximum(starts, 0))
+    return np.outer(per_axis[0], per_axis[1]).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- NumPy reference
+
+def avg_pool2d_forward_naive(x, pool_size=2, strides=None, padding="valid"):
+    """Average pooling, plain loops over the cells inside the input.
+
+    Returns:
+        out: (N, HO, WO, C). cache: for ``avg_pool2d_backward_naive``.
+    """
+    pool_size, strides, pads = _geometry(x.shape, pool_size, strides, padding)
+    (ho, top, _), (wo, left, _) = pads
+    n, h, w, c = x.shape
+    out = np.zeros((n, ho, wo, c), dtype=x.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            cells = [(r, q) for r in range(i * strides[0] - top, i * strides[0] - top + pool_size[0])
+                     for q in range(j * strides[1] - left, j * strides[1] - left + pool_size[1])
+                     if 0 <= r < h and 0 <= q < w]
+            for r, q in cells:
+                out[:, i, j, :] += x[:, r, q, :]
+            out[:, i, j, :] /= len(cells)
+    return out, (x.shape, pool_size, strides, pads)
+
+
+def avg_pool2d_backward_naive(dout, cache):
+    """Each window's dy / count added to every input cell of the window; dx (N, H, W, C)."""
+    shape, pool_size, strides, pads = cache
+    (ho, top, _), (wo, left, _) = pads
+    h, w = shape[1:3]
+    dx = np.zeros(shape, dtype=dout.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            cells = [(r, q) for r in range(i * strides[0] - top, i * strides[0] - top + pool_size[0])
+                     for q in range(j * strides[1] - left, j * strides[1] - left + pool_size[1])
+                     if 0 <= r < h and 0 <= q < w]
+            for r, q in cells:
+                dx[:, r, q, :] += dout[:, i, j, :] / len(cells)
+    return dx
+
+
+def avg_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
+    """Vectorised: one strided add per window offset, then divide by the counts."""
+    pool_size, strides, pads = _geometry(x.shape, pool_size, strides, padding)
+    (ho, top, bottom), (wo, left, right) = pads
+    x_pad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    total = np.zeros((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
+    for a in range(pool_size[0]):
+        for b in range(pool_size[1]):
+            total += x_pad[:, a:a + ho * strides[0]:strides[0], b:b + wo * strides[1]:strides[1], :]
+    counts = window_counts(x.shape[1:3], pool_size, strides, pads)
+    return total / counts[None, :, :, None], (x.shape, pool_size, strides, pads)
+
+
+def avg_pool2d_backward(dout, cache):
+    """Vectorised backward: the scaled dy added back at every window offset."""
+    shape, pool_size, strides, pads = cache
+    (ho, top, bottom), (wo, left, right) = pads
+    share = dout / window_counts(shape[1:3], pool_size, strides, pads)[None, :, :, None]
+    dx_pad = np.zeros((shape[0], shape[1] + top + bottom, shape[2] + left + right, shape[3]),
+                      dtype=dout.dtype)
+    for a in range(pool_size[0]):
+        for b in range(pool_size[1]):
+            dx_pad[:, a:a + ho * strides[0]:strides[0], b:b + wo * strides[1]:strides[1], :] += share
+    return dx_pad[:, top:top + shape[1], left:left + shape[2], :]
+
+
+def global_pool_forward(x, kind: str, axes=(1, 2)):
+    """Mean or max over ``axes`` (keepdims); returns out and the cache."""
+    out = x.mean(axis=axes, keepdims=True) if kind == "avg" else x.max(axis=axes, keepdims=True)
+    return out, (x, out, kind, axes)
+
+
+def global_pool_backward(dout, cache):
+    """dout has the kept dims; dx like x (ties of the maximum share its gradient)."""
+    x, out, kind, axes = cache
+    if kind == "avg":
+        cells = np.prod([x.shape[a] for a in axes])
+        return np.broadcast_to(dout / cells, x.shape).copy()
+    winners = (x == out).astype(x.dtype)
+    return winners * dout / winners.sum(axis=axes, keepdims=True)
+
+
+# --------------------------------------------------------------------------- TensorFlow ops
+
+def _dilate(t: tf.Tensor, strides: Tuple[int, int]) -> tf.Tensor:
+    """(N, HO, WO, C) -> (N, (HO-1)·SH+1, (WO-1)·SW+1, C) with zeros between rows/columns."""
+    sh, sw = strides
+    if (sh, sw) == (1, 1):
+        return t
+    n, ho, wo, c = tf.unstack(tf.shape(t))
+    t = tf.reshape(t, [n, ho, 1, wo, 1, c])
+    t = tf.pad(t, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
+    t = tf.reshape(t, [n, ho * sh, wo * sw, c])
+    return t[:, :(ho - 1) * sh + 1, :(wo - 1) * sw + 1, :]
+
+
+def avg_pool2d(x: tf.Tensor, pool_size=2, strides=None, padding: str = "valid") -> tf.Tensor:
+    """Average pooling (N, H, W, C) -> (N, HO, WO, C) with a hand-written backward."""
+    x = tf.convert_to_tensor(x)
+    if x.shape.rank != 4 or None in x.shape[1:]:
+        raise ValueError(f"avg_pool2d expects x of shape (N, H, W, C) with known H, W, C. "
+                         f"Received: {x.shape}")
+    pool_size, strides, pads = _geometry(x.shape, pool_size, strides, padding)
+    hw = tuple(x.shape[1:3])
+    counts = window_counts(hw, pool_size, strides, pads)
+
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.nn.avg_pool2d(x, pool_size, strides, normalize_padding(padding).upper())
+
+        def grad(dy):
+            share = dy / tf.constant(counts[None, :, :, None], dy.dtype)
+            dilated = _dilate(share, strides)
+            # Window (i) covers padded rows [i·S, i·S + K): a padded cell P gets the
+            # dilated shares at P-K+1 .. P, i.e. a stride-1 window sum after K-1 zeros.
+            # Zeros after, so that the sums cover every padded cell (rows past the last window get 0).
+            extra = [hw[a] + pads[a].before + pads[a].after - (pads[a].out - 1) * strides[a] - 1
+                     for a in range(2)]
+            dilated = tf.pad(dilated, [[0, 0], [pool_size[0] - 1, extra[0]],
+                                       [pool_size[1] - 1, extra[1]], [0, 0]])
+            window_sums = tf.nn.avg_pool2d(dilated, pool_size, 1, "VALID") * float(np.prod(pool_size))
+            top, left = pads[0].before, pads[1].before
+            return window_sums[:, top:top + hw[0], left:left + hw[1], :]
+
+        return y, grad
+
+    return forward(x)
+
+
+def global_avg_pool(x: tf.Tensor, axes=(1, 2)) -> tf.Tensor:
+    """Mean over ``axes`` with keepdims; dx = dy / cells at every cell."""
+    @tf.custom_gradient
+    def forward(x):
+        cells = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), list(axes))), x.dtype)
+
+        def grad(dy):
+            return tf.broadcast_to(dy / cells, tf.shape(x))
+
+        return tf.reduce_mean(x, axes, keepdims=True), grad
+
+    return forward(x)
+
+
+def global_max_pool(x: tf.Tensor, axes=(1, 2)) -> tf.Tensor:
+    """Maximum over ``axes`` with keepdims; dy split evenly among the tied maxima."""
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.reduce_max(x, axes, keepdims=True)
+
+        def grad(dy):
+            winners = tf.cast(tf.equal(x, y), dy.dtype)
+            return winners * dy / tf.reduce_sum(winners, axes, keepdims=True)
+
+        return y, grad
+
+    return forward(x)

@@ -1,0 +1,22 @@
+"""GlobalAveragePooling2D with a hand-written backward (``custom_layers.avg_pool``)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from custom_layers import avg_pool
+
+
+@keras.saving.register_keras_serializable(package="custom_layers")
+class GlobalAveragePooling2D(keras.layers.GlobalAveragePooling2D):
+    """Drop-in twin of ``keras.layers.GlobalAveragePooling2D``; only ``call``'s maths is replaced.
+
+    Input shape: (N, H, W, C), or (N, C, H, W) with channels_first.
+    Output shape: (N, C), or with ``keepdims`` (N, 1, 1, C) / (N, C, 1, 1).
+    """
+
+    def call(self, inputs):
+        axes = (2, 3) if self.data_format == "channels_first" else (1, 2)
+        y = avg_pool.global_avg_pool(inputs, axes)
+        return y if self.keepdims else tf.squeeze(y, axes)
