@@ -19,7 +19,7 @@ def test_gradcheck_all_errors_below_tolerance():
     pairs = [e for grads in results.values() for errs in grads.values() for e in errs.values()]
     assert len(pairs) == 3 * (4 * 3 + 2 + 3 + 1 + 5 + 3 * 3)
     for error, tolerance in pairs:
-        assert error <= tolerance < 1e-7
+        assert error <= tolerance <= 1e-7
 
 
 def test_gradcheck_cli_prints_textbook_lines():
