@@ -24,18 +24,23 @@ class BatchNormalization(keras.layers.BatchNormalization):
     Input shape: any, with the channels at ``axis`` (-1 for channels_last, 1
     for channels_first). Output shape: the input's.
 
+    With ``renorm=True`` (batch renormalization) Keras's own helpers compute
+    the corrections r and d from the batch moments and fold them into gamma
+    and beta as constants (``stop_gradient``, as in Keras); the normalization
+    itself is still the hand-written op.
+
     Raises:
-        ValueError: for ``renorm=True`` or ``synchronized=True``, which the
-            hand-written backward does not cover (rather than silently using
-            stock maths).
+        ValueError: for ``synchronized=True``, whose cross-replica statistics
+            the hand-written backward does not cover (rather than silently
+            using stock maths).
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in ("renorm", "synchronized"):
-            if getattr(self, name):
-                raise ValueError(f"custom_layers.BatchNormalization does not support {name}=True "
-                                 f"(its backward is not hand-written). Received: {name}=True")
+        if self.synchronized:
+            raise ValueError("custom_layers.BatchNormalization does not support synchronized=True "
+                             "(its cross-replica backward is not hand-written). "
+                             "Received: synchronized=True")
 
     def call(self, inputs, training=None, mask=None):
         if mask is not None and len(mask.shape) != len(inputs.shape) - 1:
@@ -48,11 +53,18 @@ class BatchNormalization(keras.layers.BatchNormalization):
         gamma = kops.cast(self.gamma, dtype) if self.scale else kops.ones((channels,), dtype)
         beta = kops.cast(self.beta, dtype) if self.center else kops.zeros((channels,), dtype)
         if training and self.trainable:
+            if self.renorm:
+                # The moments only feed the constant corrections and the statistics.
+                mean, variance = (kops.stop_gradient(m) for m in self._moments(inputs, mask))
+                r, d, mean, variance = self._renorm_correction_and_moments(mean, variance)
+                gamma, beta = self._compose_transforms(r, d, gamma, beta, dtype)
+                self._update_renorm_statistics(mean, variance)
             outputs, mean, variance = norm.batch_norm_train(inputs, gamma, beta, self.axis,
                                                             self.epsilon, mask)
-            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
-                moving.assign(kops.cast(moving, dtype) * self.momentum
-                              + batch * (1.0 - self.momentum))
+            if not self.renorm:
+                for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                    moving.assign(kops.cast(moving, dtype) * self.momentum
+                                  + batch * (1.0 - self.momentum))
         else:
             outputs = norm.batch_norm_inference(
                 inputs, gamma, beta, kops.cast(self.moving_mean, dtype),

@@ -1,0 +1,70 @@
+"""A pytest plugin that runs Keras's own layer tests with the hand-written twins swapped in.
+
+Keras's test modules (``keras/src/layers/**/*_test.py``) reach every layer
+through their module-level ``layers`` import. After collection this plugin
+replaces that name in each test module with a proxy which hands out
+``custom_layers`` classes for the layers that have a hand-written twin (when
+``KERAS_PEER_SWAP=1``) and stock classes for everything else. In both modes
+it records which tests asked for a twinned layer, and writes
+``{nodeid: {"outcome": ..., "uses_twin": ...}}`` to ``KERAS_PEER_REPORT``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict
+
+import pytest
+
+TWIN_NAMES = ("Conv2D", "Dense", "MaxPooling2D", "MaxPool2D", "BatchNormalization",
+              "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+              "Dropout")
+
+_results: Dict[str, Dict[str, object]] = {}
+_current = {"nodeid": None}
+
+
+class _LayersProxy:
+    """Stands for ``keras.src.layers`` inside a test module."""
+
+    def __init__(self, stock, swap: bool):
+        self._stock, self._swap = stock, swap
+
+    def __getattr__(self, name):
+        if name in TWIN_NAMES and _current["nodeid"] is not None:
+            _results.setdefault(_current["nodeid"], {})["uses_twin"] = True
+            if self._swap:
+                import custom_layers
+
+                return getattr(custom_layers, name)
+        return getattr(self._stock, name)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    swap = os.environ.get("KERAS_PEER_SWAP") == "1"
+    for item in items:
+        module = getattr(item, "module", None)
+        stock = getattr(module, "layers", None)
+        if stock is not None and not isinstance(stock, _LayersProxy):
+            module.layers = _LayersProxy(stock, swap)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _current["nodeid"] = item.nodeid
+
+
+def pytest_runtest_logreport(report):
+    entry = _results.setdefault(report.nodeid, {})
+    entry.setdefault("uses_twin", False)
+    if report.when == "call" or report.outcome != "passed":
+        if entry.get("outcome") in (None, "passed"):
+            entry["outcome"] = report.outcome
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("KERAS_PEER_REPORT")
+    if path:
+        with open(path, "w") as f:
+            json.dump(_results, f, indent=1, sort_keys=True)
