@@ -22,7 +22,8 @@ from custom_layers.dropout import Dropout
 from custom_layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.global_max_pooling2d import GlobalMaxPooling2D
 from custom_layers.max_pooling2d import MaxPool2D, MaxPooling2D
+from custom_layers.swap import swap_layers
 
 __all__ = ["AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense", "Dropout",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D",
-           "avg_pool", "inverted_dropout", "norm", "ops", "reference"]
+           "avg_pool", "inverted_dropout", "norm", "ops", "reference", "swap_layers"]

@@ -24,6 +24,7 @@ class Dense(WeightedLayer):
         use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
         bias_regularizer, activity_regularizer, kernel_constraint,
         bias_constraint: as in Keras.
+        quantization_config: must be None (the key stock configs carry).
         impl: "tf" (default) or "numpy" (CPU only, slow, no XLA, not exportable).
 
     Input shape:
@@ -50,10 +51,15 @@ class Dense(WeightedLayer):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        quantization_config=None,
         impl: str = "tf",
         **kwargs,
     ):
         super().__init__(impl=impl, activity_regularizer=activity_regularizer, **kwargs)
+        if quantization_config is not None:
+            # Stock configs carry the key (None when unquantized); quantized maths is out of scope.
+            raise ValueError("custom_layers.Dense has no hand-written quantized backward. "
+                             f"Received: quantization_config={quantization_config!r}")
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ValueError(f"units must be a positive integer. Received: units={units!r}")
         self.units = units
@@ -93,6 +99,7 @@ class Dense(WeightedLayer):
             {
                 "units": self.units,
                 **self._weight_config(),
+                "quantization_config": None,
             }
         )
         return config

@@ -1,0 +1,75 @@
+"""Rebuilding a Keras model with the hand-written twins of its layers."""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import keras
+
+from custom_layers.average_pooling2d import AveragePooling2D
+from custom_layers.batch_normalization import BatchNormalization
+from custom_layers.conv2d import Conv2D
+from custom_layers.dense import Dense
+from custom_layers.dropout import Dropout
+from custom_layers.global_average_pooling2d import GlobalAveragePooling2D
+from custom_layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.max_pooling2d import MaxPooling2D
+
+# Exact stock classes only: a user's subclass of a stock layer has its own call.
+TWINS: Dict[type, type] = {
+    keras.layers.Conv2D: Conv2D,
+    keras.layers.Dense: Dense,
+    keras.layers.MaxPooling2D: MaxPooling2D,
+    keras.layers.BatchNormalization: BatchNormalization,
+    keras.layers.AveragePooling2D: AveragePooling2D,
+    keras.layers.GlobalAveragePooling2D: GlobalAveragePooling2D,
+    keras.layers.GlobalMaxPooling2D: GlobalMaxPooling2D,
+    keras.layers.Dropout: Dropout,
+}
+
+
+def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Model:
+    """``model`` rebuilt (``keras.models.clone_model``) with every layer that has a
+    hand-written twin replaced by it, weights copied.
+
+    Args:
+        model: a Sequential or functional Keras model.
+        keep_unsupported: a layer whose configuration its twin does not
+            support (e.g. a dilated Conv2D) stays stock when True; when False
+            (the default) that is an error, so nothing stays stock silently.
+
+    Returns:
+        The new model; ``swapped_layer_names`` and ``stock_layer_names`` on it
+        list the layers that were and were not replaced.
+
+    Raises:
+        ValueError: naming the layer and the reason, for an unsupported
+            configuration when ``keep_unsupported`` is False.
+    """
+    swapped: List[str] = []
+    kept: List[str] = []
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        twin = TWINS.get(type(layer))
+        if twin is not None:
+            try:
+                new = twin.from_config(config)
+            except (ValueError, TypeError) as e:  # Keras wraps __init__ errors in TypeError
+                if not keep_unsupported:
+                    reason = str(e).rsplit("Exception encountered: ", 1)[-1]
+                    raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has no "
+                                     f"hand-written twin for its configuration: {reason}") from None
+            else:
+                swapped.append(layer.name)
+                return new
+        kept.append(layer.name)
+        return layer.__class__.from_config(config)
+
+    rebuilt = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        if layer.weights:
+            rebuilt.get_layer(layer.name).set_weights(layer.get_weights())
+    rebuilt.swapped_layer_names = swapped
+    rebuilt.stock_layer_names = kept
+    return rebuilt
