@@ -48,6 +48,14 @@ def window_counts(hw, pool_size, strides, pads) -> np.ndarray:
 
 # --------------------------------------------------------------------------- NumPy reference
 
+def _window_cells(i, j, hw, pool_size, strides, pads):
+    """The (row, column) input cells of window (i, j), padding left out."""
+    top, left = pads[0].before, pads[1].before
+    rows = range(i * strides[0] - top, i * strides[0] - top + pool_size[0])
+    cols = range(j * strides[1] - left, j * strides[1] - left + pool_size[1])
+    return [(r, q) for r in rows for q in cols if 0 <= r < hw[0] and 0 <= q < hw[1]]
+
+
 def avg_pool2d_forward_naive(x, pool_size=2, strides=None, padding="valid"):
     """Average pooling, plain loops over the cells inside the input.
 
@@ -55,14 +63,11 @@ def avg_pool2d_forward_naive(x, pool_size=2, strides=None, padding="valid"):
         out: (N, HO, WO, C). cache: for ``avg_pool2d_backward_naive``.
     """
     pool_size, strides, pads = _geometry(x.shape, pool_size, strides, padding)
-    (ho, top, _), (wo, left, _) = pads
-    n, h, w, c = x.shape
-    out = np.zeros((n, ho, wo, c), dtype=x.dtype)
+    ho, wo = pads[0].out, pads[1].out
+    out = np.zeros((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
     for i in range(ho):
         for j in range(wo):
-            cells = [(r, q) for r in range(i * strides[0] - top, i * strides[0] - top + pool_size[0])
-                     for q in range(j * strides[1] - left, j * strides[1] - left + pool_size[1])
-                     if 0 <= r < h and 0 <= q < w]
+            cells = _window_cells(i, j, x.shape[1:3], pool_size, strides, pads)
             for r, q in cells:
                 out[:, i, j, :] += x[:, r, q, :]
             out[:, i, j, :] /= len(cells)
@@ -72,14 +77,10 @@ def avg_pool2d_forward_naive(x, pool_size=2, strides=None, padding="valid"):
 def avg_pool2d_backward_naive(dout, cache):
     """Each window's dy / count added to every input cell of the window; dx (N, H, W, C)."""
     shape, pool_size, strides, pads = cache
-    (ho, top, _), (wo, left, _) = pads
-    h, w = shape[1:3]
     dx = np.zeros(shape, dtype=dout.dtype)
-    for i in range(ho):
-        for j in range(wo):
-            cells = [(r, q) for r in range(i * strides[0] - top, i * strides[0] - top + pool_size[0])
-                     for q in range(j * strides[1] - left, j * strides[1] - left + pool_size[1])
-                     if 0 <= r < h and 0 <= q < w]
+    for i in range(pads[0].out):
+        for j in range(pads[1].out):
+            cells = _window_cells(i, j, shape[1:3], pool_size, strides, pads)
             for r, q in cells:
                 dx[:, r, q, :] += dout[:, i, j, :] / len(cells)
     return dx

@@ -201,6 +201,19 @@ def _all_op_types(graph_def):
     return types
 
 
+def gradient_op_types(model, x, y):
+    """Op types (nested functions included) in the graph of the loss gradient of ``model``."""
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def grads(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    return _all_op_types(grads.get_concrete_function(x, y).graph.as_graph_def())
+
+
 def test_gradient_graph_has_no_tensorflow_backprop_kernels():
     model = models.build_convnet(input_shape=(28, 28, 1))
     optimizer = keras.optimizers.Adam()
