@@ -25,6 +25,24 @@ def resolve_channels_last(data_format: Optional[str], layer_name: str) -> str:
     return resolved
 
 
+def cast_real_inputs(layer: keras.layers.Layer, inputs) -> tf.Tensor:
+    """Inputs in ``layer``'s compute dtype: floats and integers (e.g. raw pixels) are cast.
+
+    Integers must not reach the ops as they are: the weights would be cast
+    to int and the result silently truncated to zeros.
+
+    Raises:
+        ValueError: for complex or string inputs, naming the layer.
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    if not (inputs.dtype.is_floating or inputs.dtype.is_integer or inputs.dtype == tf.bool):
+        raise ValueError(f"{layer.__class__.__name__} '{layer.name}' takes real-valued inputs "
+                         f"(float, int or bool). Received: inputs.dtype={inputs.dtype.name}")
+    if inputs.dtype != layer.compute_dtype:
+        inputs = tf.cast(inputs, layer.compute_dtype)
+    return inputs
+
+
 class CustomGradientLayer(keras.layers.Layer):
     """Base of the custom layers: a thin shell over ``custom_layers.ops``.
 
@@ -46,21 +64,7 @@ class CustomGradientLayer(keras.layers.Layer):
         self.supports_jit = self.impl == "tf"
 
     def _cast_inputs(self, inputs) -> tf.Tensor:
-        """Inputs in the compute dtype: floats and integers (e.g. raw pixels) are cast.
-
-        Integers must not reach the ops as they are: the weights would be
-        cast to int and the result silently truncated to zeros.
-
-        Raises:
-            ValueError: for complex or string inputs, naming the layer.
-        """
-        inputs = tf.convert_to_tensor(inputs)
-        if not (inputs.dtype.is_floating or inputs.dtype.is_integer or inputs.dtype == tf.bool):
-            raise ValueError(f"{self.__class__.__name__} '{self.name}' takes real-valued inputs "
-                             f"(float, int or bool). Received: inputs.dtype={inputs.dtype.name}")
-        if inputs.dtype != self.compute_dtype:
-            inputs = tf.cast(inputs, self.compute_dtype)
-        return inputs
+        return cast_real_inputs(self, inputs)
 
     def _fused_activation(self) -> Optional[str]:
         # ReLU, the activation of the reference models, is fused into the op

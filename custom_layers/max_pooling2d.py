@@ -5,28 +5,31 @@ from __future__ import annotations
 from typing import Any, Dict
 
 import keras
+import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.base import CustomGradientLayer, resolve_channels_last
-from custom_layers.padding import axis_padding, normalize_padding, normalize_tuple
+from custom_layers.base import cast_real_inputs
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class MaxPooling2D(CustomGradientLayer):
+class MaxPooling2D(keras.layers.MaxPooling2D):
     """Max pooling whose gradient goes to each window's first maximum.
 
+    A subclass of the stock layer: arguments, their checks, ``built``,
+    ``compute_output_shape`` and ``get_config`` are Keras's own; ``call``
+    hands the maths to ``custom_layers.ops.max_pool2d``. channels_first
+    inputs are transposed to NHWC around the op.
+
     Args:
-        pool_size: int or (PH, PW).
-        strides: int or (SH, SW); None means ``pool_size``. Windows may overlap.
-        padding: "valid" or "same"; padded positions never win.
-        data_format: None or "channels_last"; channels-first is refused.
+        pool_size, strides, padding, data_format: as in Keras (windows may
+            overlap; padded positions never win).
         impl: "tf" (default) or "numpy" (CPU only, slow, no XLA, not exportable).
 
     Input shape:
-        (N, H, W, C) with H and W known.
+        (N, H, W, C), or (N, C, H, W) with channels_first; H and W known.
 
     Output shape:
-        (N, HO, WO, C): HO = ceil(H / SH) for "same",
+        (N, HO, WO, C) or (N, C, HO, WO): HO = ceil(H / SH) for "same",
         (H - PH) // SH + 1 for "valid".
 
     Example:
@@ -35,51 +38,23 @@ class MaxPooling2D(CustomGradientLayer):
     TensorShape([1, 14, 14, 32])
     """
 
-    def __init__(
-        self,
-        pool_size=(2, 2),
-        strides=None,
-        padding: str = "valid",
-        data_format=None,
-        impl: str = "tf",
-        **kwargs,
-    ):
-        super().__init__(impl=impl, **kwargs)
-        self.pool_size = normalize_tuple(pool_size, "pool_size")
-        self.strides = (
-            self.pool_size if strides is None else normalize_tuple(strides, "strides")
-        )
-        self.padding = normalize_padding(padding)
-        self.data_format = resolve_channels_last(data_format, type(self).__name__)
-        self.input_spec = keras.InputSpec(ndim=4)
+    def __init__(self, pool_size=(2, 2), strides=None, padding: str = "valid", data_format=None,
+                 impl: str = "tf", **kwargs):
+        super().__init__(pool_size=pool_size, strides=strides, padding=padding,
+                         data_format=data_format, **kwargs)
+        self.impl = ops.normalize_impl(impl)
+        self.supports_jit = self.impl == "tf"
 
     def call(self, inputs):
-        return ops.max_pool2d(
-            self._cast_inputs(inputs),
-            pool_size=self.pool_size,
-            strides=self.strides,
-            padding=self.padding,
-            impl=self.impl,
-        )
-
-    def compute_output_shape(self, input_shape):
-        out_hw = [
-            None if size is None else axis_padding(size, k, s, self.padding).out
-            for size, k, s in zip(input_shape[1:3], self.pool_size, self.strides)
-        ]
-        return (input_shape[0], *out_hw, input_shape[3])
+        channels_first = self.data_format == "channels_first"
+        x = cast_real_inputs(self, inputs)
+        x = tf.transpose(x, [0, 2, 3, 1]) if channels_first else x
+        y = ops.max_pool2d(x, pool_size=self.pool_size, strides=self.strides,
+                           padding=self.padding, impl=self.impl)
+        return tf.transpose(y, [0, 3, 1, 2]) if channels_first else y
 
     def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "pool_size": self.pool_size,
-                "strides": self.strides,
-                "padding": self.padding,
-                "data_format": self.data_format,
-            }
-        )
-        return config
+        return {**super().get_config(), "impl": self.impl}
 
 
 MaxPool2D = MaxPooling2D

@@ -26,7 +26,6 @@ OUT_OF_SCOPE = "not quantiz and not lora and not float8 and not int4 and not int
 KNOWN_GAPS = {
     "conv_test.py": "dilation_rate, groups and channels_first are not implemented in custom Conv2D",
     "dense_test.py": "custom Dense is not yet a stock subclass (masking, quantization_config)",
-    "max_pooling_test.py": "custom MaxPooling2D is not yet a stock subclass (built, channels_first)",
 }
 
 
