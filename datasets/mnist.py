@@ -6,7 +6,6 @@ import math
 import os
 from typing import Optional
 
-import numpy as np
 
 from datasets.errors import DataError
 from datasets.idx import read_idx

@@ -14,7 +14,7 @@ import pytest
 
 from datasets import DataError
 from datasets.cifar10 import load_cifar10
-from tests.data_factory import cifar_members, write_cifar_archive, write_cifar_folder
+from tests.data_factory import cifar_members, write_cifar_folder
 from tests.hostile import Reduce, dumps, load_limited
 
 # The dtype state that made numpy read 8 file bytes as a PyObject* (SIGSEGV
