@@ -11,7 +11,7 @@ weight above the tolerance.
 from __future__ import annotations
 
 import time
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List
 
 import keras
 import numpy as np
@@ -79,10 +79,12 @@ class GradientAudit(keras.callbacks.Callback):
             self.seconds += time.perf_counter() - start
 
 
-def stock_twin(build, model: keras.Model) -> Optional[keras.Model]:
-    """``build()`` (the same architecture from stock layers), weights copied, or None if shapes differ."""
+def stock_twin(build, model: keras.Model) -> keras.Model:
+    """``build()`` (the same architecture from stock layers) holding ``model``'s weights.
+
+    Raises:
+        ValueError: if the two do not have the same weights (set_weights says which).
+    """
     twin = build()
-    if [w.shape for w in twin.weights] != [w.shape for w in model.weights]:
-        return None
     twin.set_weights(model.get_weights())
     return twin

@@ -32,7 +32,7 @@ from datasets.splits import Dataset, SplitError
 from training import audit, checkpoints, distribute, outputs
 from training.callbacks import ProgressLogger, StopSignals, mark_session_start
 from training.config import TrainConfig
-from training.errors import Interrupted, UsageError
+from training.errors import CheckpointError, Interrupted, UsageError
 from training.optimizers import make_optimizer
 from training.run_folder import RunFolder, history_up_to
 
@@ -147,7 +147,7 @@ def _evaluate_checkpoint(config: TrainConfig, data: Dataset, strategy, model_dir
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
         path = _restore(config, model, checkpoint, model_dir, previous)
     if not path:
-        raise checkpoints.CheckpointError(f"no checkpoint in {model_dir}/checkpoints to evaluate")
+        raise CheckpointError(f"no checkpoint in {model_dir}/checkpoints to evaluate")
     results = outputs.evaluate(model, data, config.batch_size)
     metrics = {"test_accuracy": results["test_accuracy"], "test_loss": results["test_loss"],
                "steps": int(model.optimizer.iterations.numpy()),
