@@ -20,11 +20,10 @@ uses).
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 import tensorflow as tf
 
+from custom_layers.ops import _dilate
 from custom_layers.padding import normalize_padding, normalize_tuple, spatial_padding
 
 
@@ -129,18 +128,6 @@ def global_pool_backward(dout, cache):
 
 
 # --------------------------------------------------------------------------- TensorFlow ops
-
-def _dilate(t: tf.Tensor, strides: Tuple[int, int]) -> tf.Tensor:
-    """(N, HO, WO, C) -> (N, (HO-1)·SH+1, (WO-1)·SW+1, C) with zeros between rows/columns."""
-    sh, sw = strides
-    if (sh, sw) == (1, 1):
-        return t
-    n, ho, wo, c = tf.unstack(tf.shape(t))
-    t = tf.reshape(t, [n, ho, 1, wo, 1, c])
-    t = tf.pad(t, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
-    t = tf.reshape(t, [n, ho * sh, wo * sw, c])
-    return t[:, :(ho - 1) * sh + 1, :(wo - 1) * sw + 1, :]
-
 
 def avg_pool2d(x: tf.Tensor, pool_size=2, strides=None, padding: str = "valid") -> tf.Tensor:
     """Average pooling (N, H, W, C) -> (N, HO, WO, C) with a hand-written backward."""

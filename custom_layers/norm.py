@@ -18,7 +18,7 @@ dx = gamma / sqrt(var + eps) * (dy - p Σ dy - p xhat Σ dy xhat).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -27,8 +27,8 @@ import tensorflow as tf
 MASK_EPSILON = 1e-7
 
 
-def _axes(ndim: int, axis: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-    """(reduction axes, broadcast shape template) for channel ``axis`` of an ``ndim``-D tensor."""
+def _axes(ndim: int, axis: int) -> Tuple[Tuple[int, ...], int]:
+    """(reduction axes, the channel axis made non-negative) for an ``ndim``-D tensor."""
     axis = axis % ndim
     return tuple(i for i in range(ndim) if i != axis), axis
 
@@ -196,8 +196,9 @@ def batch_norm_inference(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, mean: 
         inv_std = tf.math.rsqrt(_broadcast(variance, ndim, axis) + epsilon)
         centred = x - _broadcast(mean, ndim, axis)
         xhat = centred * inv_std
-        scale = _broadcast(gamma, ndim, axis) * inv_std
-        y = _broadcast(gamma, ndim, axis) * xhat + _broadcast(beta, ndim, axis)
+        g = _broadcast(gamma, ndim, axis)
+        scale = g * inv_std
+        y = g * xhat + _broadcast(beta, ndim, axis)
 
         def grad(dy):
             dx = dy * scale
@@ -211,7 +212,3 @@ def batch_norm_inference(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, mean: 
 
     return forward(x, gamma, beta, mean, variance)
 
-
-def reduction_axes(ndim: int, axis: int) -> Sequence[int]:
-    """The axes batch norm reduces over for channel ``axis``."""
-    return _axes(ndim, axis)[0]
