@@ -3,11 +3,14 @@
     python train_cifar.py
     python train_cifar.py --data_dir=/path/to/cifar-10-batches-py
     python train_cifar.py --layers=keras --model_dir=runs/cifar-keras
+    python train_cifar.py --model=resnet20
     tensorboard --logdir runs/
 
 Defaults (``training.config.CIFAR10``, see README): batch 128, Adam 1e-3 with
 cosine decay over 18,000 steps (~51 epochs of the 45,000 training images),
-dropout 0.3, random crops and flips. Run with --help for every flag.
+dropout 0.3, random crops and flips. ``--model=resnet20`` has its own preset
+(``training.config.CIFAR10_RESNET20``): flags given override it. Run with
+--help for every flag.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def run(flags_obj: flags.FlagValues) -> Dict[str, Any]:
     from datasets.cifar10 import load_cifar10
     from training import trainer
 
-    return trainer.run(config.from_flags(config.CIFAR10, flags_obj), load_cifar10)
+    run_config = config.from_flags(config.CIFAR10, flags_obj, config.CIFAR10_MODEL_PRESETS)
+    return trainer.run(run_config, load_cifar10)
 
 
 main = cli.main_for(run)

@@ -28,7 +28,8 @@ def run(flags_obj: flags.FlagValues) -> Dict[str, Any]:
     from datasets import load_mnist
     from training import trainer
 
-    return trainer.run(config.from_flags(config.MNIST, flags_obj), load_mnist)
+    run_config = config.from_flags(config.MNIST, flags_obj, config.MNIST_MODEL_PRESETS)
+    return trainer.run(run_config, load_mnist)
 
 
 main = cli.main_for(run)

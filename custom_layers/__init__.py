@@ -1,7 +1,7 @@
 """Keras layers whose backward passes are written by hand.
 
 ``from custom_layers import Conv2D, MaxPooling2D, Dense, BatchNormalization,
-AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Dropout`` gives drop-in
+AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Dropout, ReLU`` gives drop-in
 replacements for the ``keras.layers`` namesakes. Importing the package
 registers them as Keras serializables, so ``keras.models.load_model`` reads
 models that use them without ``custom_objects``.
@@ -22,8 +22,9 @@ from custom_layers.dropout import Dropout
 from custom_layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.global_max_pooling2d import GlobalMaxPooling2D
 from custom_layers.max_pooling2d import MaxPool2D, MaxPooling2D
+from custom_layers.relu import ReLU
 from custom_layers.swap import swap_layers
 
 __all__ = ["AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense", "Dropout",
-           "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D",
+           "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D", "ReLU",
            "avg_pool", "inverted_dropout", "norm", "ops", "reference", "swap_layers"]

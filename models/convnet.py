@@ -7,6 +7,7 @@ from typing import Sequence, Union
 import keras
 
 from models.layer_kinds import LayerSet, as_layer_set
+from models.resnet import build_resnet
 
 
 def build_convnet(
@@ -74,11 +75,25 @@ def build_three_layer(
     return keras.Model(inputs, outputs, name=name)
 
 
-MODEL_BUILDERS = {"convnet": build_convnet, "three_layer": build_three_layer}
+def build_resnet20(**kwargs) -> keras.Model:
+    return build_resnet(depth=20, **kwargs)
+
+
+def build_resnet32(**kwargs) -> keras.Model:
+    return build_resnet(depth=32, **kwargs)
+
+
+def build_resnet56(**kwargs) -> keras.Model:
+    return build_resnet(depth=56, **kwargs)
+
+
+MODEL_BUILDERS = {"convnet": build_convnet, "three_layer": build_three_layer,
+                  "resnet20": build_resnet20, "resnet32": build_resnet32,
+                  "resnet56": build_resnet56}
 
 
 def build_model(model: str, **kwargs) -> keras.Model:
-    """Builds ``model`` ("convnet" or "three_layer") with the builder's kwargs."""
+    """Builds ``model`` (a ``MODEL_BUILDERS`` key) with the builder's kwargs."""
     if model not in MODEL_BUILDERS:
         raise ValueError(f"model must be one of {tuple(MODEL_BUILDERS)}. Received: {model!r}")
     return MODEL_BUILDERS[model](**kwargs)

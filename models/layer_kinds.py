@@ -13,11 +13,14 @@ LAYER_KINDS = ("custom", "keras")
 
 
 class LayerSet(NamedTuple):
-    """The three layer constructors a model needs."""
+    """The layer constructors the models need."""
 
     Conv2D: type
     MaxPooling2D: type
     Dense: type
+    BatchNormalization: type = keras.layers.BatchNormalization
+    GlobalAveragePooling2D: type = keras.layers.GlobalAveragePooling2D
+    ReLU: type = keras.layers.ReLU
 
 
 def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
@@ -32,6 +35,9 @@ def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
             functools.partial(custom_layers.Conv2D, impl=impl),
             functools.partial(custom_layers.MaxPooling2D, impl=impl),
             functools.partial(custom_layers.Dense, impl=impl),
+            custom_layers.BatchNormalization,
+            custom_layers.GlobalAveragePooling2D,
+            custom_layers.ReLU,
         )
     if kind == "keras":
         if impl != "tf":
@@ -40,11 +46,13 @@ def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
     raise ValueError(f"layers must be one of {LAYER_KINDS}. Received: {kind!r}")
 
 
-def mixed_layer_set(conv: str, pool: str, dense: str) -> LayerSet:
+def mixed_layer_set(conv: str, pool: str, dense: str, norm: str = "keras") -> LayerSet:
     """Each layer type from its own kind, e.g. custom convolutions with stock
-    pooling and dense layers (for measuring one layer type at a time)."""
+    pooling and dense layers (for measuring one layer type at a time). ``norm``
+    picks batch normalization and ReLU; global pooling follows ``pool``."""
     return LayerSet(layer_set(conv).Conv2D, layer_set(pool).MaxPooling2D,
-                    layer_set(dense).Dense)
+                    layer_set(dense).Dense, layer_set(norm).BatchNormalization,
+                    layer_set(pool).GlobalAveragePooling2D, layer_set(norm).ReLU)
 
 
 def as_layer_set(layers: Union[str, LayerSet], impl: str = "tf") -> LayerSet:

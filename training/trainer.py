@@ -31,7 +31,7 @@ from datasets import pipeline
 from datasets.splits import Dataset, SplitError
 from training import audit, checkpoints, distribute, outputs
 from training.callbacks import ProgressLogger, StopSignals, mark_session_start
-from training.config import TrainConfig
+from training.config import RESNETS, TrainConfig
 from training.errors import CheckpointError, Interrupted, UsageError
 from training.optimizers import make_optimizer
 from training.run_folder import RunFolder, history_up_to
@@ -78,6 +78,12 @@ def run(config: TrainConfig, load_data: LoadData) -> Dict[str, Any]:
 
 def check_flag_combinations(config: TrainConfig) -> None:
     """Raises UsageError for flags that cannot work together."""
+    if config.model in RESNETS:
+        if config.dropout_rate:
+            raise UsageError(f"--model={config.model} has no dropout; --dropout_rate must be 0")
+        if config.impl != "tf":
+            raise UsageError(f"--model={config.model} needs --impl=tf (batch normalization has "
+                             "no NumPy-backed layer)")
     if config.audit_every and config.layers != "custom":
         raise UsageError("--audit_every checks the custom layers' gradients; it needs --layers=custom")
     if config.impl == "numpy":

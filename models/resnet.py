@@ -1,0 +1,115 @@
+"""ResNet for 32×32 images (He et al. 2016, §4.2): ResNet-20/32/44/56/110."""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import keras
+from keras import ops as kops
+
+from models.layer_kinds import LayerSet, as_layer_set
+
+
+@keras.saving.register_keras_serializable(package="models")
+class ZeroPadShortcut(keras.layers.Layer):
+    """The paper's option-A shortcut: subsample by ``stride``, zero-pad the channels.
+
+    Input shape: (N, H, W, C). Output shape: (N, ceil(H/stride), ceil(W/stride),
+    ``filters``). No weights; its gradient is slicing and padding, which TensorFlow
+    derives (no arithmetic, so nothing to hand-write).
+    """
+
+    def __init__(self, filters: int, stride: int, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or filters <= 0:
+            raise ValueError(f"filters must be a positive integer. Received: filters={filters!r}")
+        if not isinstance(stride, int) or stride <= 0:
+            raise ValueError(f"stride must be a positive integer. Received: stride={stride!r}")
+        self.filters, self.stride = filters, stride
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        def sub(size):
+            return None if size is None else -(-size // self.stride)
+        return (n, sub(h), sub(w), self.filters)
+
+    def call(self, inputs):
+        extra = self.filters - inputs.shape[-1]
+        if extra < 0:
+            raise ValueError(f"ZeroPadShortcut cannot shrink {inputs.shape[-1]} channels "
+                             f"to filters={self.filters}")
+        x = inputs[:, ::self.stride, ::self.stride, :]
+        return kops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]]) if extra else x
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "stride": self.stride}
+
+
+def _conv_bn(L: LayerSet, x, filters: int, stride: int, name: str):
+    # No bias: the batch norm that follows subtracts it again.
+    x = L.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
+                 kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    return L.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+
+
+def basic_block(L: LayerSet, x, filters: int, stride: int, name: str):
+    """conv-BN-ReLU-conv-BN, plus the (option-A) shortcut, then ReLU."""
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = ZeroPadShortcut(filters, stride, name=f"{name}_shortcut")(x)
+    y = L.ReLU(name=f"{name}_relu1")(_conv_bn(L, x, filters, stride, f"{name}_1"))
+    y = _conv_bn(L, y, filters, 1, f"{name}_2")
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return L.ReLU(name=f"{name}_out")(y)
+
+
+def build_resnet(
+    input_shape: Sequence[int] = (32, 32, 3),
+    num_classes: int = 10,
+    layers: Union[str, LayerSet] = "custom",
+    depth: int = 20,
+    impl: str = "tf",
+    name: str = "",
+    dropout_rate: float = 0.0,
+) -> keras.Model:
+    """3×3 conv 16 → 3 stages of n basic blocks (16/32/64 filters) → GAP → dense.
+
+    ``depth`` = 6n + 2: 20 gives ResNet-20 (271,098 parameters for CIFAR-10, of
+    which 1,376 are batch-norm moving statistics), 32 gives ResNet-32 (466,426),
+    56 ResNet-56.
+    Stages 2 and 3 start with stride 2. Every convolution is followed by batch
+    normalization; the shortcut is identity or option A (``ZeroPadShortcut``).
+
+    Args:
+        input_shape: (H, W, C) of one image.
+        num_classes: size of the softmax.
+        layers: "custom", "keras", or a ``LayerSet``.
+        depth: 6n + 2 with n ≥ 1.
+        impl: "tf" only (batch normalization has no NumPy-backed layer).
+        name: the model's name (default ``resnet<depth>``).
+        dropout_rate: must be 0 (the paper's network has no dropout); accepted so
+            the trainer can pass its flag.
+
+    Returns:
+        An uncompiled functional model from (N, H, W, C) floats to (N,
+        num_classes) probabilities.
+    """
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110). "
+                         f"Received: depth={depth!r}")
+    if impl != "tf":
+        raise ValueError(f"the ResNet supports only impl='tf'. Received: impl={impl!r}")
+    if dropout_rate:
+        raise ValueError(f"the ResNet has no dropout; dropout_rate must be 0. "
+                         f"Received: dropout_rate={dropout_rate!r}")
+    L = as_layer_set(layers, impl)
+    blocks = (depth - 2) // 6
+    inputs = keras.Input(shape=tuple(input_shape), name="images")
+    x = L.ReLU(name="stem_relu")(_conv_bn(L, inputs, 16, 1, "stem"))
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(blocks):
+            stride = 2 if stage and not block else 1
+            x = basic_block(L, x, filters, stride, f"stage{stage + 1}_block{block + 1}")
+    x = L.GlobalAveragePooling2D(name="pool")(x)
+    outputs = L.Dense(num_classes, activation="softmax", dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
