@@ -71,6 +71,7 @@ def build_resnet(
     impl: str = "tf",
     name: str = "",
     dropout_rate: float = 0.0,
+    output_dtype: str = "float32",
 ) -> keras.Model:
     """3×3 conv 16 → 3 stages of n basic blocks (16/32/64 filters) → GAP → dense.
 
@@ -111,5 +112,6 @@ def build_resnet(
             stride = 2 if stage and not block else 1
             x = basic_block(L, x, filters, stride, f"stage{stage + 1}_block{block + 1}")
     x = L.GlobalAveragePooling2D(name="pool")(x)
-    outputs = L.Dense(num_classes, activation="softmax", dtype="float32", name="logits")(x)
+    outputs = L.Dense(num_classes, activation="softmax", dtype=output_dtype,
+                      name="logits")(x)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
