@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from custom_layers import avg_pool, inverted_dropout, norm, ops, reference
+from custom_layers import avg_pool, depthwise, inverted_dropout, norm, ops, reference
 
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 # Headroom over the rounding bounds below, for constant factors they leave out.
@@ -114,6 +114,25 @@ def check_conv2d(rng: np.random.Generator, strides=1, padding="same") -> Dict[st
         lambda xx, ww, bb: tf.nn.conv2d(xx, ww, strides, padding.upper()) + bb, (x, w, b), dout
     )
     forward = lambda: reference.conv2d_forward(x, w, b, strides, padding)[0]  # noqa: E731
+    numeric = [numeric_gradient(forward, v, dout) for v in (x, w, b)]
+    return _table(["dx", "dw", "db"], ours, numeric, stock, numpy_grads, out, dout, (x, w, b))
+
+
+def check_depthwise_conv2d(rng: np.random.Generator, strides=1, padding="same", dilation=1,
+                           multiplier=2) -> Dict[str, Dict[str, float]]:
+    """Errors of depthwise_conv2d's dx/dw/db for a small float64 problem."""
+    strides, dilation = (strides, strides), (dilation, dilation)
+    x = rng.normal(size=(2, 7, 6, 3))
+    w = rng.normal(size=(3, 3, 3, multiplier))
+    b = rng.normal(size=(3 * multiplier,))
+    args = (strides, padding, dilation)
+    out, cache = depthwise.depthwise_conv2d_forward(x, w, b, *args)
+    dout = rng.normal(size=out.shape)
+    numpy_grads = depthwise.depthwise_conv2d_backward(dout, cache)
+    ours = tf_gradients(lambda *t: depthwise.depthwise_conv2d(*t, *args), (x, w, b), dout)
+    stock = tf_gradients(lambda xx, ww, bb: tf.nn.depthwise_conv2d(
+        xx, ww, [1, *strides, 1], padding.upper(), dilations=list(dilation)) + bb, (x, w, b), dout)
+    forward = lambda: depthwise.depthwise_conv2d_forward(x, w, b, *args)[0]  # noqa: E731
     numeric = [numeric_gradient(forward, v, dout) for v in (x, w, b)]
     return _table(["dx", "dw", "db"], ours, numeric, stock, numpy_grads, out, dout, (x, w, b))
 
@@ -257,6 +276,9 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     for strides in (1, 2):
         for padding in ("same", "valid"):
             results[f"conv2d stride {strides} {padding}"] = check_conv2d(rng, strides, padding)
+    results["depthwise stride 1 same x2"] = check_depthwise_conv2d(rng)
+    results["depthwise stride 2 valid x1"] = check_depthwise_conv2d(rng, 2, "valid", 1, 1)
+    results["depthwise dilation 2 same x3"] = check_depthwise_conv2d(rng, 1, "same", 2, 3)
     results["max_pool2d 2x2"] = check_max_pool2d(rng)
     results["max_pool2d 3x3 stride 2 same"] = check_max_pool2d(rng, 3, 2, "same")
     results["dense"] = check_dense(rng)

@@ -10,6 +10,7 @@ from custom_layers.average_pooling2d import AveragePooling2D
 from custom_layers.batch_normalization import BatchNormalization
 from custom_layers.conv2d import Conv2D
 from custom_layers.dense import Dense
+from custom_layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.dropout import Dropout
 from custom_layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.global_max_pooling2d import GlobalMaxPooling2D
@@ -25,6 +26,7 @@ TWINS: Dict[type, type] = {
     keras.layers.GlobalAveragePooling2D: GlobalAveragePooling2D,
     keras.layers.GlobalMaxPooling2D: GlobalMaxPooling2D,
     keras.layers.Dropout: Dropout,
+    keras.layers.DepthwiseConv2D: DepthwiseConv2D,
 }
 
 

@@ -1,0 +1,209 @@
+"""Depthwise convolution: NumPy reference (loops and vectorised) and the TF op.
+
+Each input channel c is convolved with its own M = depth_multiplier kernels;
+output channel c·M + m holds channel c's m-th result (TensorFlow's order).
+
+Backward, per channel:
+    dx_c = Σ_m full convolution of the stride-dilated dy_{c,m} with the
+           180°-rotated (dilation-spaced) kernel w_{c,m}
+    dw_{c,m}[i, j] = Σ_{n,y,x} x_pad[n, y·s + i·d, x·s + j·d, c] · dy_{c,m}[n, y, x]
+    db = Σ dy over batch and space
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from custom_layers.ops import _dilate, _weighted_op
+from custom_layers.padding import AxisPadding, axis_padding
+
+Pair = Tuple[int, int]
+
+
+def _geometry(hw: Pair, kernel_hw: Pair, strides: Pair, padding: str,
+              dilation: Pair) -> Tuple[AxisPadding, AxisPadding]:
+    if max(strides) > 1 and max(dilation) > 1:
+        raise ValueError("strides > 1 cannot be combined with dilation_rate > 1. "
+                         f"Received: strides={strides}, dilation_rate={dilation}")
+    return tuple(axis_padding(size, (k - 1) * d + 1, s, padding)
+                 for size, k, s, d in zip(hw, kernel_hw, strides, dilation))
+
+
+def _tap(x_pad, i: int, j: int, out_hw: Pair, strides: Pair, dilation: Pair):
+    """The input values kernel tap (i, j) meets at each output: (N, HO, WO, C)."""
+    top, left = i * dilation[0], j * dilation[1]
+    return x_pad[:, top: top + (out_hw[0] - 1) * strides[0] + 1: strides[0],
+                 left: left + (out_hw[1] - 1) * strides[1] + 1: strides[1], :]
+
+
+# ----------------------------------------------------------------------------
+# NumPy reference
+# ----------------------------------------------------------------------------
+
+
+def _np_pad(x: np.ndarray, pads) -> np.ndarray:
+    return np.pad(x, [(0, 0), (pads[0].before, pads[0].after),
+                      (pads[1].before, pads[1].after), (0, 0)])
+
+
+def depthwise_conv2d_forward_loops(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray],
+                                   strides: Pair = (1, 1), padding: str = "valid",
+                                   dilation: Pair = (1, 1)) -> np.ndarray:
+    """Plain loops. x: (N, H, W, C); w: (KH, KW, C, M); b: (C·M,) or None.
+
+    Returns:
+        out: (N, HO, WO, C·M).
+    """
+    n, h, wd, c = x.shape
+    kh, kw, _, m = w.shape
+    pads = _geometry((h, wd), (kh, kw), strides, padding, dilation)
+    x_pad = _np_pad(x, pads)
+    out = np.zeros((n, pads[0].out, pads[1].out, c * m), x.dtype)
+    for b_ in range(n):
+        for y in range(pads[0].out):
+            for x_ in range(pads[1].out):
+                for ch in range(c):
+                    for k in range(m):
+                        total = 0.0
+                        for i in range(kh):
+                            for j in range(kw):
+                                total += (x_pad[b_, y * strides[0] + i * dilation[0],
+                                                x_ * strides[1] + j * dilation[1], ch]
+                                          * w[i, j, ch, k])
+                        out[b_, y, x_, ch * m + k] = total + (0 if b is None else b[ch * m + k])
+    return out
+
+
+def depthwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray],
+                             strides: Pair = (1, 1), padding: str = "valid",
+                             dilation: Pair = (1, 1)):
+    """Vectorised over batch and space, one step per kernel tap.
+
+    Returns:
+        (out, cache): out (N, HO, WO, C·M); cache for the backward.
+    """
+    n, h, wd, c = x.shape
+    kh, kw, _, m = w.shape
+    pads = _geometry((h, wd), (kh, kw), strides, padding, dilation)
+    out_hw = (pads[0].out, pads[1].out)
+    x_pad = _np_pad(x, pads)
+    out = np.zeros((n, *out_hw, c, m), np.result_type(x, w))
+    for i in range(kh):
+        for j in range(kw):
+            out += _tap(x_pad, i, j, out_hw, strides, dilation)[..., None] * w[i, j]
+    out = out.reshape(n, *out_hw, c * m)
+    if b is not None:
+        out = out + b
+    return out, (x, w, b, strides, padding, dilation)
+
+
+def depthwise_conv2d_backward(dout: np.ndarray, cache):
+    """dout: (N, HO, WO, C·M) -> (dx (N, H, W, C), dw (KH, KW, C, M), db (C·M,) or None).
+
+    Each tap's window scatters dout·w back into the padded input and gathers
+    x·dout into dw: the loop form of the two identities in the module docstring.
+    """
+    x, w, b, strides, padding, dilation = cache
+    n, h, wd, c = x.shape
+    kh, kw, _, m = w.shape
+    pads = _geometry((h, wd), (kh, kw), strides, padding, dilation)
+    out_hw = (pads[0].out, pads[1].out)
+    x_pad = _np_pad(x, pads)
+    dy = dout.reshape(n, *out_hw, c, m)
+    dx_pad = np.zeros_like(x_pad, dtype=np.result_type(dout, w))
+    dw = np.zeros_like(w, dtype=np.result_type(dout, x))
+    for i in range(kh):
+        for j in range(kw):
+            dw[i, j] = np.einsum("nyxc,nyxcm->cm", _tap(x_pad, i, j, out_hw, strides, dilation), dy)
+            _tap(dx_pad, i, j, out_hw, strides, dilation)[...] += np.einsum("nyxcm,cm->nyxc", dy, w[i, j])
+    dx = dx_pad[:, pads[0].before: pads[0].before + h, pads[1].before: pads[1].before + wd, :]
+    db = None if b is None else dout.sum(axis=(0, 1, 2))
+    return dx, dw, db
+
+
+# ----------------------------------------------------------------------------
+# TensorFlow op
+# ----------------------------------------------------------------------------
+
+
+def _input_grad(dy: tf.Tensor, kernel: tf.Tensor, hw: Pair, pads, strides: Pair,
+                dilation: Pair) -> tf.Tensor:
+    """dx (N, H, W, C): the full convolution of the dilated dy with the rotated kernel."""
+    kh, kw, c, m = kernel.shape
+    rotated = tf.reshape(tf.reverse(kernel, axis=[0, 1]), [kh, kw, c * m, 1])
+    spread = _dilate(dy, strides)
+    explicit = [[0, 0]]
+    for axis, (size, pad, k, d) in enumerate(zip(hw, pads, (kh, kw), dilation)):
+        k_eff = (k - 1) * d + 1
+        before = k_eff - 1 - pad.before
+        explicit.append([before, size + k_eff - 1 - spread.shape[1 + axis] - before])
+    explicit.append([0, 0])
+    per_output = tf.nn.depthwise_conv2d(spread, rotated, [1, 1, 1, 1], explicit,
+                                        dilations=list(dilation))
+    n = tf.shape(dy)[0]
+    return tf.reduce_sum(tf.reshape(per_output, [n, hw[0], hw[1], c, m]), axis=-1)
+
+
+def _kernel_grad(x: tf.Tensor, dy: tf.Tensor, kernel_shape, pads, strides: Pair,
+                 dilation: Pair) -> tf.Tensor:
+    """dw (KH, KW, C, M): per tap, the input it meets times dy, summed over batch and space."""
+    kh, kw, c, m = kernel_shape
+    x_pad = tf.pad(x, [[0, 0], [pads[0].before, pads[0].after],
+                       [pads[1].before, pads[1].after], [0, 0]])
+    out_hw = (pads[0].out, pads[1].out)
+    n = tf.shape(dy)[0]
+    dy = tf.reshape(dy, [n, out_hw[0], out_hw[1], c, m])
+    taps = [tf.einsum("nyxc,nyxcm->cm", _tap(x_pad, i, j, out_hw, strides, dilation), dy)
+            for i in range(kh) for j in range(kw)]
+    return tf.reshape(tf.stack(taps), [kh, kw, c, m])
+
+
+def depthwise_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor] = None,
+                     strides: Pair = (1, 1), padding: str = "valid",
+                     dilation: Pair = (1, 1)) -> tf.Tensor:
+    """Depthwise convolution with a hand-written gradient.
+
+    Args:
+        x: (N, H, W, C), H and W static.
+        kernel: (KH, KW, C, M) (cast to x's dtype for the forward).
+        bias: (C·M,) or None.
+        strides, dilation: pairs of positive ints, not both above 1.
+        padding: "valid" or "same".
+
+    Returns:
+        (N, HO, WO, C·M) in x's dtype. Under float16, dw and db accumulate in
+        float32 and come back in the weights' dtype.
+    """
+    x, kernel = tf.convert_to_tensor(x), tf.convert_to_tensor(kernel)
+    bias = None if bias is None else tf.convert_to_tensor(bias)
+    if x.shape.rank != 4 or None in x.shape[1:]:
+        raise ValueError(f"depthwise_conv2d expects (N, H, W, C) with static H, W, C. "
+                         f"Received: x.shape={x.shape}")
+    if kernel.shape.rank != 4 or kernel.shape[2] != x.shape[3]:
+        raise ValueError(f"depthwise_conv2d: kernel must be (KH, KW, C, M) with C={x.shape[3]}. "
+                         f"Received: kernel.shape={kernel.shape}")
+    hw = (x.shape[1], x.shape[2])
+    pads = _geometry(hw, tuple(kernel.shape[:2]), strides, padding, dilation)
+    acc = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+
+    def forward(x, kernel, bias):
+        k = tf.cast(kernel, x.dtype)
+        y = tf.nn.depthwise_conv2d(x, k, [1, *strides, 1], padding.upper(),
+                                   dilations=list(dilation))
+        if bias is not None:
+            y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
+        return y, (x, k, kernel, bias)
+
+    def backward(dy, saved):
+        x, k, kernel, bias = saved
+        dx = _input_grad(dy, k, hw, pads, strides, dilation)
+        dw = _kernel_grad(tf.cast(x, acc), tf.cast(dy, acc), kernel.shape, pads, strides, dilation)
+        db = None if bias is None else tf.cast(
+            tf.reduce_sum(tf.cast(dy, acc), [0, 1, 2]), bias.dtype)
+        return dx, tf.cast(dw, kernel.dtype), db
+
+    return _weighted_op(forward, backward, bias is not None)(
+        *[t for t in (x, kernel, bias) if t is not None])
