@@ -5,46 +5,46 @@ from __future__ import annotations
 from typing import Any, Dict
 
 import keras
+import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.base import WeightedLayer, resolve_channels_last
-from custom_layers.padding import axis_padding, normalize_padding, normalize_tuple
+from custom_layers.base import cast_real_inputs, refuse_lora
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class Conv2D(WeightedLayer):
-    """2-D convolution layer whose gradient is ``custom_layers.ops.conv2d``'s.
+class Conv2D(keras.layers.Conv2D):
+    """2-D convolution whose gradient is ``custom_layers.ops.conv2d``'s.
 
-    Same arguments, weights (``kernel`` (KH, KW, C, F), then ``bias`` (F,)) and
-    outputs as ``keras.layers.Conv2D`` for what it supports, so
-    ``set_weights(stock.get_weights())`` works both ways.
+    A subclass of the stock layer: arguments, their checks, weights (``kernel``
+    (KH, KW, C / groups, F), then ``bias`` (F,)), ``built``, output shapes and
+    ``get_config`` are Keras's own, so ``set_weights(stock.get_weights())`` works
+    both ways; ``call`` hands the maths to the op:
+
+    - ``dilation_rate`` > 1: the op runs with the kernel spread out by the rate
+      (zeros between taps), so dx and dw follow the same full-convolution
+      identities; dw is read back at the taps.
+    - ``groups`` > 1: one op per group of channels, outputs concatenated.
+    - channels_first: transposed to NHWC around the op (TensorFlow's CPU
+      convolution is NHWC-only; stock Keras transposes too).
+
+    The kernel is read in its own dtype (no autocast), so under mixed precision
+    dw and db accumulate in float32. ReLU is fused into the op with a
+    hand-written gradient; other activations keep Keras's autodiff. LoRA and
+    quantization raise a ValueError.
 
     Args:
-        filters: F, number of output channels.
-        kernel_size: int or (KH, KW).
-        strides: int or (SH, SW).
-        padding: "valid" or "same" (case-insensitive).
-        data_format: None or "channels_last"; channels-first is refused.
-        dilation_rate: must be 1 (refused otherwise).
-        groups: must be 1 (refused otherwise).
-        activation: any Keras activation; "relu" uses a hand-written gradient.
-        use_bias: whether to add a bias.
-        kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer, activity_regularizer, kernel_constraint,
-        bias_constraint: as in Keras.
+        filters, kernel_size, strides, padding, data_format, dilation_rate,
+        groups, activation, use_bias, kernel_*/bias_*, activity_regularizer:
+            as in Keras.
         impl: "tf" (default) or "numpy" (the NumPy reference; CPU only, slow,
             no XLA, not exportable).
 
     Input shape:
-        (N, H, W, C) with H and W known.
+        (N, H, W, C), or (N, C, H, W) with channels_first; H and W known.
 
     Output shape:
-        (N, HO, WO, F): HO = ceil(H / SH) for "same",
-        (H - KH) // SH + 1 for "valid".
-
-    Raises:
-        ValueError: for unsupported or invalid arguments, and when built on an
-            input that is not 4-D or has unknown channels.
+        (N, HO, WO, F) or (N, F, HO, WO): HO = ceil(H / SH) for "same",
+        (H - (KH - 1) * D - 1) // SH + 1 for "valid".
 
     Example:
 
@@ -53,94 +53,37 @@ class Conv2D(WeightedLayer):
     TensorShape([2, 28, 28, 32])
     """
 
-    def __init__(
-        self,
-        filters: int,
-        kernel_size,
-        strides=(1, 1),
-        padding: str = "valid",
-        data_format=None,
-        dilation_rate=(1, 1),
-        groups: int = 1,
-        activation=None,
-        use_bias: bool = True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        bias_constraint=None,
-        impl: str = "tf",
-        **kwargs,
-    ):
-        super().__init__(impl=impl, activity_regularizer=activity_regularizer, **kwargs)
-        if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
-            raise ValueError(
-                f"filters must be a positive integer. Received: filters={filters!r}"
-            )
-        self.filters = filters
-        self.kernel_size = normalize_tuple(kernel_size, "kernel_size")
-        self.strides = normalize_tuple(strides, "strides")
-        self.padding = normalize_padding(padding)
-        self.data_format = resolve_channels_last(data_format, type(self).__name__)
-        if normalize_tuple(dilation_rate, "dilation_rate") != (1, 1):
-            raise ValueError(
-                "custom_layers.Conv2D supports only dilation_rate=1. "
-                f"Received: dilation_rate={dilation_rate!r}"
-            )
-        if groups != 1:
-            raise ValueError(
-                f"custom_layers.Conv2D supports only groups=1. Received: groups={groups!r}"
-            )
-        self._set_weight_args(
-            activation, use_bias,
-            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
-        )
-        self.input_spec = keras.InputSpec(ndim=4)
+    def __init__(self, *args, impl: str = "tf", **kwargs):
+        refuse_lora(type(self).__name__, kwargs)
+        super().__init__(*args, **kwargs)
+        self.impl = ops.normalize_impl(impl)
+        self.supports_jit = self.impl == "tf"
+        self._autocast = False
 
-    def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(
-                f"Layer {self.name!r} ({type(self).__name__}) expects inputs of shape "
-                f"(N, H, W, C) with C known. Received input_shape={tuple(input_shape)}"
-            )
-        channels = input_shape[-1]
-        self._add_kernel_and_bias(self.kernel_size + (channels, self.filters), self.filters)
-        self.input_spec = keras.InputSpec(ndim=4, axes={-1: channels})
+    def enable_lora(self, *args, **kwargs):
+        raise ValueError("custom_layers.Conv2D has no hand-written LoRA backward")
 
     def call(self, inputs):
-        outputs = ops.conv2d(
-            self._cast_inputs(inputs),
-            *self._weight_values(),
-            strides=self.strides,
-            padding=self.padding,
-            activation=self._fused_activation(),
-            impl=self.impl,
-        )
-        return self._apply_unfused_activation(outputs)
-
-    def compute_output_shape(self, input_shape):
-        out_hw = [
-            None if size is None else axis_padding(size, k, s, self.padding).out
-            for size, k, s in zip(input_shape[1:3], self.kernel_size, self.strides)
-        ]
-        return (input_shape[0], *out_hw, self.filters)
+        x = cast_real_inputs(self, inputs)
+        channels_first = self.data_format == "channels_first"
+        if channels_first:
+            x = tf.transpose(x, [0, 2, 3, 1])
+        kernel = ops.spread_kernel(tf.convert_to_tensor(self.kernel), self.dilation_rate)
+        bias = tf.convert_to_tensor(self.bias) if self.use_bias else None
+        relu = self.activation is keras.activations.relu
+        conv = lambda x_, k_, b_: ops.conv2d(  # noqa: E731
+            x_, k_, b_, strides=self.strides, padding=self.padding,
+            activation="relu" if relu else None, impl=self.impl)
+        if self.groups == 1:
+            y = conv(x, kernel, bias)
+        else:
+            xs = tf.split(x, self.groups, axis=-1)
+            ks = tf.split(kernel, self.groups, axis=-1)
+            bs = tf.split(bias, self.groups) if bias is not None else [None] * self.groups
+            y = tf.concat([conv(*args) for args in zip(xs, ks, bs)], axis=-1)
+        if channels_first:
+            y = tf.transpose(y, [0, 3, 1, 2])
+        return y if relu or self.activation is None else self.activation(y)
 
     def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "filters": self.filters,
-                "kernel_size": self.kernel_size,
-                "strides": self.strides,
-                "padding": self.padding,
-                "data_format": self.data_format,
-                "dilation_rate": (1, 1),
-                "groups": 1,
-                **self._weight_config(),
-            }
-        )
-        return config
+        return {**super().get_config(), "impl": self.impl}

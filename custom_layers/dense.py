@@ -5,26 +5,28 @@ from __future__ import annotations
 from typing import Any, Dict
 
 import keras
+import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.base import WeightedLayer
+from custom_layers.base import cast_real_inputs, refuse_lora
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class Dense(WeightedLayer):
+class Dense(keras.layers.Dense):
     """Fully connected layer whose gradient is ``custom_layers.ops.dense``'s.
 
-    Same arguments, weights (``kernel`` (D, M), then ``bias`` (M,)) and
-    outputs as ``keras.layers.Dense``; applied to the last axis of inputs of
-    any rank ≥ 2.
+    A subclass of the stock layer: arguments, their checks, weights (``kernel``
+    (D, M), then ``bias`` (M,)), masking, ``built`` and ``get_config`` are
+    Keras's own; ``call`` hands the maths to the op (dx = dy·Wᵀ, dW = xᵀ·dy,
+    db = Σ dy), applied to the last axis of inputs of any rank ≥ 2. The kernel
+    is read in its own dtype (no autocast), so under mixed precision dW and db
+    accumulate in float32. ReLU is fused into the op; other activations keep
+    Keras's autodiff. LoRA and quantization raise a ValueError
+    (``quantization_config=None``, which stock configs carry, is accepted).
 
     Args:
-        units: M, output features.
-        activation: any Keras activation; "relu" uses a hand-written gradient.
-        use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer, activity_regularizer, kernel_constraint,
-        bias_constraint: as in Keras.
-        quantization_config: must be None (the key stock configs carry).
+        units, activation, use_bias, kernel_*/bias_*, activity_regularizer: as
+            in Keras.
         impl: "tf" (default) or "numpy" (CPU only, slow, no XLA, not exportable).
 
     Input shape:
@@ -39,67 +41,35 @@ class Dense(WeightedLayer):
     TensorShape([4, 10])
     """
 
-    def __init__(
-        self,
-        units: int,
-        activation=None,
-        use_bias: bool = True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        bias_constraint=None,
-        quantization_config=None,
-        impl: str = "tf",
-        **kwargs,
-    ):
-        super().__init__(impl=impl, activity_regularizer=activity_regularizer, **kwargs)
-        if quantization_config is not None:
-            # Stock configs carry the key (None when unquantized); quantized maths is out of scope.
+    def __init__(self, *args, impl: str = "tf", **kwargs):
+        refuse_lora(type(self).__name__, kwargs)
+        if kwargs.get("quantization_config") is not None:
             raise ValueError("custom_layers.Dense has no hand-written quantized backward. "
-                             f"Received: quantization_config={quantization_config!r}")
-        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-            raise ValueError(f"units must be a positive integer. Received: units={units!r}")
-        self.units = units
-        self._set_weight_args(
-            activation, use_bias,
-            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
-        )
-        self.input_spec = keras.InputSpec(min_ndim=2)
+                             f"Received: quantization_config={kwargs['quantization_config']!r}")
+        super().__init__(*args, **kwargs)
+        self.impl = ops.normalize_impl(impl)
+        self.supports_jit = self.impl == "tf"
+        self._autocast = False
 
-    def build(self, input_shape):
-        if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(
-                f"Layer {self.name!r} (Dense) expects inputs of shape (N, ..., D) "
-                f"with D known. Received input_shape={tuple(input_shape)}"
-            )
-        features = input_shape[-1]
-        self._add_kernel_and_bias((features, self.units), self.units)
-        self.input_spec = keras.InputSpec(min_ndim=2, axes={-1: features})
+    def enable_lora(self, *args, **kwargs):
+        raise ValueError("custom_layers.Dense has no hand-written LoRA backward")
 
-    def call(self, inputs):
-        outputs = ops.dense(
-            self._cast_inputs(inputs),
-            *self._weight_values(),
-            activation=self._fused_activation(),
-            impl=self.impl,
-        )
-        return self._apply_unfused_activation(outputs)
+    def quantize(self, *args, **kwargs):
+        raise ValueError("custom_layers.Dense has no hand-written quantized backward")
 
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.units)
+    def call(self, inputs, training=None):
+        relu = self.activation is keras.activations.relu
+        kernel = tf.convert_to_tensor(self.kernel)
+        bias = tf.convert_to_tensor(self.bias) if self.use_bias else None
+        activation = "relu" if relu else None
+        if isinstance(inputs, tf.SparseTensor):
+            if self.impl != "tf":
+                raise ValueError("custom_layers.Dense takes sparse inputs only with impl='tf'")
+            y = ops.sparse_dense(tf.cast(inputs, self.compute_dtype), kernel, bias, activation)
+        else:
+            y = ops.dense(cast_real_inputs(self, inputs), kernel, bias, activation, self.impl)
+        # ``activation`` may have been set to None after construction, as stock allows.
+        return y if relu or self.activation is None else self.activation(y)
 
     def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                **self._weight_config(),
-                "quantization_config": None,
-            }
-        )
-        return config
+        return {**super().get_config(), "impl": self.impl}

@@ -113,6 +113,21 @@ def _pad_or_crop_amount(needed_after: int) -> Tuple[int, int]:
 # ----------------------------------------------------------------------------
 
 
+def spread_kernel(kernel: tf.Tensor, dilation_rate: IntOrPair) -> tf.Tensor:
+    """(KH, KW, C, F) -> ((KH-1)·DH+1, (KW-1)·DW+1, C, F) with zeros between the taps.
+
+    A dilated convolution is the ordinary one with this kernel, so its dx and
+    dw follow the same identities; the gradient of the spreading (pad and
+    reshape) reads dw back at the taps.
+    """
+    rate = normalize_tuple(dilation_rate, "dilation_rate")
+    if rate == (1, 1):
+        return kernel
+    kh, kw, c, f = kernel.shape
+    spread = _dilate(tf.reshape(kernel, [1, kh, kw, c * f]), rate)
+    return tf.reshape(spread, [spread.shape[1], spread.shape[2], c, f])
+
+
 def rotate_kernel(kernel: tf.Tensor) -> tf.Tensor:
     """(KH, KW, C, F) -> the 180°-rotated kernel with swapped channels, (KH, KW, F, C)."""
     return tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
@@ -673,6 +688,48 @@ def _dense_tf(x, kernel, bias, activation):
     )
     y.set_shape(x.shape[:-1].concatenate([m]))
     return y
+
+
+def sparse_dense(x: tf.SparseTensor, kernel: tf.Tensor, bias: Optional[tf.Tensor] = None,
+                 activation: Optional[str] = None) -> tf.Tensor:
+    """``dense`` for a 2-D sparse x (N, D), as stock Keras takes it.
+
+    Backward: dW = xᵀ·dy touches only the kernel rows of x's non-empty columns,
+    so it comes back as ``tf.IndexedSlices`` over those rows (as stock's does);
+    db = Σ dy. x is data here: no gradient flows to it.
+    """
+    activation = normalize_activation(activation)
+    kernel = tf.convert_to_tensor(kernel)
+    if (x.shape.rank != 2 or kernel.shape.rank != 2
+            or x.shape[-1] not in (None, kernel.shape[0])):
+        raise ValueError("sparse_dense expects x of shape (N, D) and a kernel of shape (D, M). "
+                         f"Received x.shape={x.shape}, kernel.shape={kernel.shape}")
+    acc = _accumulation_dtype(x.dtype)
+
+    def forward(_, kernel, bias):
+        y = tf.sparse.sparse_dense_matmul(x, tf.cast(kernel, x.dtype))
+        if bias is not None:
+            y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
+        y = _activate(y, activation)
+        return y, (kernel, bias, y)
+
+    def backward(dy, saved):
+        kernel, bias, y = saved
+        dy, db = _dense_output_grads(y, dy, activation == "relu", acc.name)
+        columns, slot = tf.unique(x.indices[:, 1])
+        # Each stored x[r, c] adds x[r, c]·dy[r] to row c of dW.
+        contributions = (tf.cast(x.values, acc)[:, None]
+                         * tf.gather(tf.cast(dy, acc), x.indices[:, 0]))
+        rows = tf.math.unsorted_segment_sum(contributions, slot, tf.size(columns))
+        dw = tf.IndexedSlices(tf.cast(rows, kernel.dtype), columns,
+                              tf.shape(kernel, out_type=columns.dtype))
+        db = None if bias is None else tf.cast(db, bias.dtype)
+        return tf.zeros([], x.dtype), dw, db
+
+    # A dense stand-in for x keeps _weighted_op's (x, kernel, bias) signature.
+    stand_in = tf.zeros([], x.dtype)
+    return _weighted_op(forward, backward, bias is not None)(
+        *[t for t in (stand_in, kernel, bias) if t is not None])
 
 
 def _dense_numpy(x, kernel, bias):

@@ -80,9 +80,12 @@ def test_alias_and_exports():
 
 
 @pytest.mark.parametrize("make,message", [
-    (lambda: custom_layers.Conv2D(4, 3, dilation_rate=2), "dilation_rate"),
-    (lambda: custom_layers.Conv2D(4, 3, groups=2), "groups"),
-    (lambda: custom_layers.Conv2D(4, 3, data_format="channels_first"), "channels_last"),
+    (lambda: custom_layers.Conv2D(4, 3, groups=3), "groups"),
+    (lambda: custom_layers.Conv2D(4, 3, strides=2, dilation_rate=2), "dilation_rate"),
+    (lambda: custom_layers.Conv2D(4, 3, data_format="channels_middle"), "data_format"),
+    (lambda: custom_layers.Conv2D(4, 3, lora_rank=2), "lora_rank"),
+    (lambda: custom_layers.Dense(4, lora_rank=2), "lora_rank"),
+    (lambda: custom_layers.Dense(4, quantization_config={"mode": "int8"}), "quantization_config"),
     (lambda: custom_layers.Conv2D(0, 3), "filters"),
     (lambda: custom_layers.Conv2D(4, -1), "kernel_size"),
     (lambda: custom_layers.Conv2D(4, 3, padding="causal"), "padding"),
