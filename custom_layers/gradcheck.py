@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from custom_layers import avg_pool, depthwise, inverted_dropout, norm, ops, reference
+from custom_layers import avg_pool, depthwise, inverted_dropout, losses, norm, ops, reference
 
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 # Headroom over the rounding bounds below, for constant factors they leave out.
@@ -178,6 +178,50 @@ def check_relu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     return _table(["dx"], ours, numeric, stock, [reference.relu_backward(dout, x)], out, dout, (x,))
 
 
+def check_cross_entropy(rng: np.random.Generator, from_logits: bool) -> Dict[str, Dict[str, float]]:
+    """Errors of the sparse cross-entropy's gradient (logits, or clipped probabilities)."""
+    labels = rng.integers(0, 6, size=5)
+    eps = keras.config.epsilon()
+    if from_logits:
+        x = rng.normal(size=(5, 6)) * 2
+        op, reference_loss = losses.sparse_softmax_cross_entropy, losses.softmax_loss
+    else:
+        # Kept away from 0, where log's third derivative would swamp the differences.
+        x = rng.uniform(0.2, 1.0, size=(5, 6))
+        x /= x.sum(axis=1, keepdims=True)
+        op = losses.sparse_probability_cross_entropy
+        reference_loss = lambda p, y: losses.probability_loss(p, y, eps)  # noqa: E731
+    dout = np.array(1.0)
+    ours = tf_gradients(lambda t: op(labels, t), (x,), dout)
+    stock = tf_gradients(lambda t: keras.losses.SparseCategoricalCrossentropy(
+        from_logits=from_logits, dtype="float64")(labels, t), (x,), dout)
+    loss, grad = reference_loss(x, labels)
+    # The loss is curved: the curvature bound, as for batch norm, with a step
+    # small enough for log's curvature at probabilities ≥ 0.03.
+    numeric = [numeric_gradient(lambda: np.array(reference_loss(x, labels)[0]), x, dout,
+                                CURVED_STEP if from_logits else 1e-6)]
+    return _table(["dx"], ours, numeric, stock, [grad], np.array(loss), dout, (x,),
+                  CURVED_NUMERIC_BOUND)
+
+
+def check_softmax(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of softmax's dz (NumPy: y ⊙ (dy − Σ dy ⊙ y))."""
+    z = rng.normal(size=(4, 6))
+    dout = rng.normal(size=z.shape)
+    y = np.exp(z - z.max(1, keepdims=True))
+    y /= y.sum(1, keepdims=True)
+    numpy_grad = y * (dout - (dout * y).sum(1, keepdims=True))
+    ours = tf_gradients(ops.softmax, (z,), dout)
+    stock = tf_gradients(tf.nn.softmax, (z,), dout)
+
+    def forward():
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    numeric = [numeric_gradient(forward, z, dout, CURVED_STEP)]
+    return _table(["dz"], ours, numeric, stock, [numpy_grad], y, dout, (z,), CURVED_NUMERIC_BOUND)
+
+
 def check_avg_pool2d(rng: np.random.Generator, pool_size=3, strides=2,
                      padding="same") -> Dict[str, Dict[str, float]]:
     """Errors of avg_pool2d's dx (SAME windows at the border average fewer cells)."""
@@ -283,6 +327,9 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     results["max_pool2d 3x3 stride 2 same"] = check_max_pool2d(rng, 3, 2, "same")
     results["dense"] = check_dense(rng)
     results["relu"] = check_relu(rng)
+    results["softmax"] = check_softmax(rng)
+    results["cross-entropy from logits"] = check_cross_entropy(rng, True)
+    results["cross-entropy from probs"] = check_cross_entropy(rng, False)
     results["avg_pool2d 3x3 stride 2 same"] = check_avg_pool2d(rng)
     results["avg_pool2d 2x2 valid"] = check_avg_pool2d(rng, 2, 2, "valid")
     results["global_avg_pool"] = check_global_pool(rng, "avg")

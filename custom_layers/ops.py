@@ -780,6 +780,31 @@ def dense(
     return _dense_tf(x, kernel, bias, activation)
 
 
+def softmax(z: tf.Tensor) -> tf.Tensor:
+    """Softmax over the last axis with a hand-written gradient: dz = y ⊙ (dy − Σ dy ⊙ y).
+
+    In a graph the output carries its logits as ``_keras_logits``, as Keras's
+    own softmax does, so cross-entropy losses can start from the logits.
+    """
+    z = tf.convert_to_tensor(z)
+
+    @tf.custom_gradient
+    def softmax_op(z):
+        y = tf.nn.softmax(z)
+
+        def grad(dy):
+            return y * (dy - tf.reduce_sum(dy * y, axis=-1, keepdims=True))
+
+        return y, grad
+
+    y = softmax_op(z)
+    try:
+        y._keras_logits = z
+    except AttributeError:  # eager tensors take no attributes (nor does Keras's softmax)
+        pass
+    return y
+
+
 def _activate_numpy(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
     return relu(y, impl="numpy") if activation == "relu" else y
 

@@ -45,7 +45,7 @@ def build_convnet(
     x = L.MaxPooling2D(2, name="pool2")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = L.Dense(1024, activation="relu", name="fc1")(x)
-    x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
+    x = L.Dropout(dropout_rate, name="dropout")(x)
     # Softmax is computed in float32 even under mixed precision.
     outputs = L.Dense(num_classes, activation="softmax", dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -70,7 +70,7 @@ def build_three_layer(
     x = keras.layers.Flatten(name="flatten")(x)
     x = L.Dense(100, activation="relu", name="fc1")(x)
     if dropout_rate:
-        x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
+        x = L.Dropout(dropout_rate, name="dropout")(x)
     outputs = L.Dense(num_classes, activation="softmax", dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 

@@ -21,6 +21,7 @@ class LayerSet(NamedTuple):
     BatchNormalization: type = keras.layers.BatchNormalization
     GlobalAveragePooling2D: type = keras.layers.GlobalAveragePooling2D
     ReLU: type = keras.layers.ReLU
+    Dropout: type = keras.layers.Dropout
 
 
 def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
@@ -38,6 +39,7 @@ def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
             custom_layers.BatchNormalization,
             custom_layers.GlobalAveragePooling2D,
             custom_layers.ReLU,
+            custom_layers.Dropout,
         )
     if kind == "keras":
         if impl != "tf":
@@ -52,7 +54,8 @@ def mixed_layer_set(conv: str, pool: str, dense: str, norm: str = "keras") -> La
     picks batch normalization and ReLU; global pooling follows ``pool``."""
     return LayerSet(layer_set(conv).Conv2D, layer_set(pool).MaxPooling2D,
                     layer_set(dense).Dense, layer_set(norm).BatchNormalization,
-                    layer_set(pool).GlobalAveragePooling2D, layer_set(norm).ReLU)
+                    layer_set(pool).GlobalAveragePooling2D, layer_set(norm).ReLU,
+                    layer_set(dense).Dropout)
 
 
 def as_layer_set(layers: Union[str, LayerSet], impl: str = "tf") -> LayerSet:
