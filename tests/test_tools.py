@@ -17,7 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_gradcheck_all_errors_below_tolerance():
     results = gradcheck.run_all(seed=1)
     pairs = [e for grads in results.values() for errs in grads.values() for e in errs.values()]
-    assert len(pairs) == 3 * (4 * 3 + 2 + 3 + 1 + 5 + 3 * 3)
+    # conv ×4, depthwise ×3 (dx, dw, db each), max pool ×2, dense (3), relu, softmax,
+    # cross-entropy ×2, avg/global pools and dropout (5), batch norm ×3 (3 each).
+    assert len(pairs) == 3 * (4 * 3 + 3 * 3 + 2 + 3 + 1 + 1 + 2 + 5 + 3 * 3)
     for error, tolerance in pairs:
         assert error <= tolerance <= 1e-7
 
@@ -42,13 +44,14 @@ def test_benchmark_measures_both_kinds():
 
 def test_breakdown_models_make_one_layer_type_custom():
     stock_params = models.build_convnet(layers="keras").count_params()
-    assert set(layer_speed.BREAKDOWN) == {"conv", "pool", "dense"}
+    assert set(layer_speed.BREAKDOWN) == {"conv", "pool", "dense", "norm"}
     for name, kinds in layer_speed.BREAKDOWN.items():
         model = models.build_convnet(layers=kinds)
         custom = {type(layer).__name__ for layer in model.layers
                   if type(layer).__module__.startswith("custom_layers")}
+        # The convnet has no batch norm: its "norm" variant is all stock.
         assert custom == {"conv": {"Conv2D"}, "pool": {"MaxPooling2D"},
-                          "dense": {"Dense"}}[name]
+                          "dense": {"Dense", "Dropout"}, "norm": set()}[name]
         assert model.count_params() == stock_params, name
 
 
