@@ -13,15 +13,6 @@ TF_GRADIENT_KERNELS = {"Conv2DBackpropInput", "Conv2DBackpropFilter", "Conv2DBac
                        "Conv2DBackpropFilterV2", "SparseTensorDenseMatMulGrad"}
 
 
-@pytest.fixture
-def float64():
-    keras.config.set_floatx("float64")
-    keras.mixed_precision.set_global_policy("float64")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-    keras.config.set_floatx("float32")
-
-
 def _loss(y):
     return tf.reduce_sum(y * tf.reshape(tf.cos(tf.range(tf.size(y), dtype=y.dtype)), tf.shape(y)))
 

@@ -75,15 +75,6 @@ def test_backward_uses_no_tensorflow_gradient_kernels():
     assert not {t for t in types if "Backprop" in t or t.endswith("Grad")}, types
 
 
-@pytest.fixture
-def float64():
-    keras.config.set_floatx("float64")
-    keras.mixed_precision.set_global_policy("float64")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-    keras.config.set_floatx("float32")
-
-
 @pytest.mark.parametrize("kwargs", [
     dict(kernel_size=3, padding="same", depth_multiplier=2, activation="relu"),
     dict(kernel_size=3, strides=2, use_bias=False),

@@ -75,15 +75,6 @@ def test_softmax_op_gradient_matches_stock():
     assert rel_error(grads[0][1], grads[1][1]) <= 1e-14
 
 
-@pytest.fixture
-def float64():
-    keras.config.set_floatx("float64")
-    keras.mixed_precision.set_global_policy("float64")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-    keras.config.set_floatx("float32")
-
-
 @pytest.mark.parametrize("graph", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_keras_loss_equals_stock_on_a_softmax_model(float64, graph, weighted):

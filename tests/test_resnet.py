@@ -24,15 +24,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MATHS = ("Conv2D", "BatchNormalization", "ReLU", "GlobalAveragePooling2D", "Dense")
 
 
-@pytest.fixture
-def float64():
-    keras.config.set_floatx("float64")
-    keras.mixed_precision.set_global_policy("float64")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-    keras.config.set_floatx("float32")
-
-
 @pytest.mark.parametrize("depth,params", [(20, 271_098), (32, 466_426)])
 @pytest.mark.parametrize("kind", ["custom", "keras"])
 def test_parameter_count_and_output_shape(depth, params, kind):

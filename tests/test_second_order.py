@@ -9,15 +9,6 @@ import custom_layers
 from custom_layers.gradcheck import rel_error
 
 
-@pytest.fixture
-def float64():
-    keras.config.set_floatx("float64")
-    keras.mixed_precision.set_global_policy("float64")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-    keras.config.set_floatx("float32")
-
-
 def _net(L):
     """Every layer family once (smooth activations where ReLU kinks would hide curvature)."""
     inputs = keras.Input((10, 10, 3))

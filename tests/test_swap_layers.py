@@ -14,15 +14,6 @@ NO_TWIN_YET = set()
 PARAMETERLESS = {"Activation", "Add", "Concatenate", "ZeroPadding2D", "ReLU", "InputLayer", "Flatten"}
 
 
-@pytest.fixture
-def float64():
-    keras.config.set_floatx("float64")
-    keras.mixed_precision.set_global_policy("float64")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-    keras.config.set_floatx("float32")
-
-
 def _gradients(model, x, training):
     with tf.GradientTape() as tape:
         y = model(x, training=training)
