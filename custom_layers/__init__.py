@@ -6,15 +6,30 @@ Dropout, ReLU`` gives drop-in replacements for the ``keras.layers`` namesakes. I
 registers them as Keras serializables, so ``keras.models.load_model`` reads
 models that use them without ``custom_objects``.
 
-Submodules: ``reference`` (the NumPy forward/backward pairs), ``ops`` (the
-TensorFlow ops with ``tf.custom_gradient``), ``norm`` (batch normalization:
-NumPy reference and TF op), ``avg_pool`` (average and global pooling),
-``depthwise`` (depthwise convolution), ``inverted_dropout``, ``losses``
-(sparse softmax cross-entropy and its Keras loss), ``gradcheck``
-(``python -m custom_layers.gradcheck``).
+Op families, each a module holding its NumPy reference (loops and
+vectorised forward/backward pairs) beside its ``tf.custom_gradient`` op:
+``conv`` (+ ``conv_kernel_grad``), ``depthwise``, ``max_pool``, ``avg_pool``
+(average and global pooling), ``affine`` (dense), ``norm`` (batch
+normalization), ``inverted_dropout``, ``activations`` (relu, softmax),
+``losses`` (sparse cross-entropy and its Keras loss). ``ops`` and
+``reference`` gather the TF ops and the NumPy pairs in one namespace each;
+``shapes`` holds the argument and output-size rules they share, ``custom_op``
+the wrappers. ``gradcheck``: ``python -m custom_layers.gradcheck``.
 """
 
-from custom_layers import avg_pool, depthwise, inverted_dropout, losses, norm, ops, reference
+from custom_layers import (
+    activations,
+    affine,
+    avg_pool,
+    conv,
+    depthwise,
+    inverted_dropout,
+    losses,
+    max_pool,
+    norm,
+    ops,
+    reference,
+)
 from custom_layers.average_pooling2d import AveragePooling2D, AvgPool2D
 from custom_layers.batch_normalization import BatchNormalization
 from custom_layers.conv2d import Conv2D
@@ -31,4 +46,5 @@ from custom_layers.swap import swap_layers
 __all__ = ["AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
            "DepthwiseConv2D", "Dropout", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
            "MaxPool2D", "MaxPooling2D", "ReLU", "SparseCategoricalCrossentropy",
-           "avg_pool", "depthwise", "inverted_dropout", "losses", "norm", "ops", "reference", "swap_layers"]
+           "activations", "affine", "avg_pool", "conv", "depthwise", "inverted_dropout", "losses",
+           "max_pool", "norm", "ops", "reference", "swap_layers"]

@@ -1,7 +1,7 @@
 """Average and global pooling: the NumPy reference (loops and vectorised) and the TF ops.
 
 Shapes are NHWC: x (N, H, W, C), output (N, HO, WO, C) with HO = ceil(H / SH)
-for SAME and (H - PH) // SH + 1 for VALID (``custom_layers.padding``).
+for SAME and (H - PH) // SH + 1 for VALID (``custom_layers.shapes``).
 
 Average pooling divides each window's sum by the number of its cells that
 lie inside the input (TensorFlow's SAME rule: padding never counts):
@@ -23,17 +23,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.ops import _dilate
-from custom_layers.padding import normalize_padding, normalize_tuple, spatial_padding
+from custom_layers.custom_op import dilate
+from custom_layers.shapes import crop_hw, pad_hw, padded_shape, pool_geometry
 
 
 def _geometry(shape, pool_size, strides, padding):
-    if len(shape) != 4:
-        raise ValueError(f"avg_pool2d expects x of shape (N, H, W, C). Received: {tuple(shape)}")
-    pool_size = normalize_tuple(pool_size, "pool_size")
-    strides = pool_size if strides is None else normalize_tuple(strides, "strides")
-    pads = spatial_padding(shape[1:3], pool_size, strides, normalize_padding(padding))
-    return pool_size, strides, pads
+    return pool_geometry(shape, pool_size, strides, padding, "avg_pool2d")
 
 
 def window_counts(hw, pool_size, strides, pads) -> np.ndarray:
@@ -88,8 +83,8 @@ def avg_pool2d_backward_naive(dout, cache):
 def avg_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
     """Vectorised: one strided add per window offset, then divide by the counts."""
     pool_size, strides, pads = _geometry(x.shape, pool_size, strides, padding)
-    (ho, top, bottom), (wo, left, right) = pads
-    x_pad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    ho, wo = pads[0].out, pads[1].out
+    x_pad = pad_hw(x, pads)
     total = np.zeros((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
     for a in range(pool_size[0]):
         for b in range(pool_size[1]):
@@ -101,14 +96,13 @@ def avg_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
 def avg_pool2d_backward(dout, cache):
     """Vectorised backward: the scaled dy added back at every window offset."""
     shape, pool_size, strides, pads = cache
-    (ho, top, bottom), (wo, left, right) = pads
+    ho, wo = pads[0].out, pads[1].out
     share = dout / window_counts(shape[1:3], pool_size, strides, pads)[None, :, :, None]
-    dx_pad = np.zeros((shape[0], shape[1] + top + bottom, shape[2] + left + right, shape[3]),
-                      dtype=dout.dtype)
+    dx_pad = np.zeros(padded_shape(shape, pads), dtype=dout.dtype)
     for a in range(pool_size[0]):
         for b in range(pool_size[1]):
             dx_pad[:, a:a + ho * strides[0]:strides[0], b:b + wo * strides[1]:strides[1], :] += share
-    return dx_pad[:, top:top + shape[1], left:left + shape[2], :]
+    return crop_hw(dx_pad, pads, shape)
 
 
 def global_pool_forward(x, kind: str, axes=(1, 2)):
@@ -132,20 +126,17 @@ def global_pool_backward(dout, cache):
 def avg_pool2d(x: tf.Tensor, pool_size=2, strides=None, padding: str = "valid") -> tf.Tensor:
     """Average pooling (N, H, W, C) -> (N, HO, WO, C) with a hand-written backward."""
     x = tf.convert_to_tensor(x)
-    if x.shape.rank != 4 or None in x.shape[1:]:
-        raise ValueError(f"avg_pool2d expects x of shape (N, H, W, C) with known H, W, C. "
-                         f"Received: {x.shape}")
     pool_size, strides, pads = _geometry(x.shape, pool_size, strides, padding)
     hw = tuple(x.shape[1:3])
     counts = window_counts(hw, pool_size, strides, pads)
 
     @tf.custom_gradient
     def forward(x):
-        y = tf.nn.avg_pool2d(x, pool_size, strides, normalize_padding(padding).upper())
+        y = tf.nn.avg_pool2d(x, pool_size, strides, padding.upper())
 
         def grad(dy):
             share = dy / tf.constant(counts[None, :, :, None], dy.dtype)
-            dilated = _dilate(share, strides)
+            dilated = dilate(share, strides)
             # Window (i) covers padded rows [i·S, i·S + K): a padded cell P gets the
             # dilated shares at P-K+1 .. P, i.e. a stride-1 window sum after K-1 zeros.
             # Zeros after, so that the sums cover every padded cell (rows past the last window get 0).

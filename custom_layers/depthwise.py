@@ -12,24 +12,20 @@ Backward, per channel:
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.ops import _dilate, _weighted_op
-from custom_layers.padding import AxisPadding, axis_padding
-
-Pair = Tuple[int, int]
+from custom_layers.custom_op import accumulation_dtype, dilate, weighted_op
+from custom_layers.shapes import Pair, Pads, crop_hw, pad_hw, spatial_padding
 
 
-def _geometry(hw: Pair, kernel_hw: Pair, strides: Pair, padding: str,
-              dilation: Pair) -> Tuple[AxisPadding, AxisPadding]:
+def _geometry(hw: Pair, kernel_hw: Pair, strides: Pair, padding: str, dilation: Pair) -> Pads:
     if max(strides) > 1 and max(dilation) > 1:
         raise ValueError("strides > 1 cannot be combined with dilation_rate > 1. "
                          f"Received: strides={strides}, dilation_rate={dilation}")
-    return tuple(axis_padding(size, (k - 1) * d + 1, s, padding)
-                 for size, k, s, d in zip(hw, kernel_hw, strides, dilation))
+    return spatial_padding(hw, kernel_hw, strides, padding, dilation)
 
 
 def _tap(x_pad, i: int, j: int, out_hw: Pair, strides: Pair, dilation: Pair):
@@ -44,11 +40,6 @@ def _tap(x_pad, i: int, j: int, out_hw: Pair, strides: Pair, dilation: Pair):
 # ----------------------------------------------------------------------------
 
 
-def _np_pad(x: np.ndarray, pads) -> np.ndarray:
-    return np.pad(x, [(0, 0), (pads[0].before, pads[0].after),
-                      (pads[1].before, pads[1].after), (0, 0)])
-
-
 def depthwise_conv2d_forward_loops(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray],
                                    strides: Pair = (1, 1), padding: str = "valid",
                                    dilation: Pair = (1, 1)) -> np.ndarray:
@@ -60,7 +51,7 @@ def depthwise_conv2d_forward_loops(x: np.ndarray, w: np.ndarray, b: Optional[np.
     n, h, wd, c = x.shape
     kh, kw, _, m = w.shape
     pads = _geometry((h, wd), (kh, kw), strides, padding, dilation)
-    x_pad = _np_pad(x, pads)
+    x_pad = pad_hw(x, pads)
     out = np.zeros((n, pads[0].out, pads[1].out, c * m), x.dtype)
     for b_ in range(n):
         for y in range(pads[0].out):
@@ -89,7 +80,7 @@ def depthwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarra
     kh, kw, _, m = w.shape
     pads = _geometry((h, wd), (kh, kw), strides, padding, dilation)
     out_hw = (pads[0].out, pads[1].out)
-    x_pad = _np_pad(x, pads)
+    x_pad = pad_hw(x, pads)
     out = np.zeros((n, *out_hw, c, m), np.result_type(x, w))
     for i in range(kh):
         for j in range(kw):
@@ -111,7 +102,7 @@ def depthwise_conv2d_backward(dout: np.ndarray, cache):
     kh, kw, _, m = w.shape
     pads = _geometry((h, wd), (kh, kw), strides, padding, dilation)
     out_hw = (pads[0].out, pads[1].out)
-    x_pad = _np_pad(x, pads)
+    x_pad = pad_hw(x, pads)
     dy = dout.reshape(n, *out_hw, c, m)
     dx_pad = np.zeros_like(x_pad, dtype=np.result_type(dout, w))
     dw = np.zeros_like(w, dtype=np.result_type(dout, x))
@@ -119,7 +110,7 @@ def depthwise_conv2d_backward(dout: np.ndarray, cache):
         for j in range(kw):
             dw[i, j] = np.einsum("nyxc,nyxcm->cm", _tap(x_pad, i, j, out_hw, strides, dilation), dy)
             _tap(dx_pad, i, j, out_hw, strides, dilation)[...] += np.einsum("nyxcm,cm->nyxc", dy, w[i, j])
-    dx = dx_pad[:, pads[0].before: pads[0].before + h, pads[1].before: pads[1].before + wd, :]
+    dx = crop_hw(dx_pad, pads, x.shape)
     db = None if b is None else dout.sum(axis=(0, 1, 2))
     return dx, dw, db
 
@@ -134,7 +125,7 @@ def _input_grad(dy: tf.Tensor, kernel: tf.Tensor, hw: Pair, pads, strides: Pair,
     """dx (N, H, W, C): the full convolution of the dilated dy with the rotated kernel."""
     kh, kw, c, m = kernel.shape
     rotated = tf.reshape(tf.reverse(kernel, axis=[0, 1]), [kh, kw, c * m, 1])
-    spread = _dilate(dy, strides)
+    spread = dilate(dy, strides)
     explicit = [[0, 0]]
     for axis, (size, pad, k, d) in enumerate(zip(hw, pads, (kh, kw), dilation)):
         k_eff = (k - 1) * d + 1
@@ -187,7 +178,7 @@ def depthwise_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor] 
                          f"Received: kernel.shape={kernel.shape}")
     hw = (x.shape[1], x.shape[2])
     pads = _geometry(hw, tuple(kernel.shape[:2]), strides, padding, dilation)
-    acc = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    acc = accumulation_dtype(x.dtype)
 
     def forward(x, kernel, bias):
         k = tf.cast(kernel, x.dtype)
@@ -205,5 +196,5 @@ def depthwise_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor] 
             tf.reduce_sum(tf.cast(dy, acc), [0, 1, 2]), bias.dtype)
         return dx, tf.cast(dw, kernel.dtype), db
 
-    return _weighted_op(forward, backward, bias is not None)(
+    return weighted_op(forward, backward, bias is not None)(
         *[t for t in (x, kernel, bias) if t is not None])

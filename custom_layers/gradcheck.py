@@ -25,7 +25,17 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from custom_layers import avg_pool, depthwise, inverted_dropout, losses, norm, ops, reference
+from custom_layers import (
+    activations,
+    affine,
+    avg_pool,
+    conv,
+    depthwise,
+    inverted_dropout,
+    losses,
+    max_pool,
+    norm,
+)
 
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 # Headroom over the rounding bounds below, for constant factors they leave out.
@@ -106,14 +116,14 @@ def check_conv2d(rng: np.random.Generator, strides=1, padding="same") -> Dict[st
     x = rng.normal(size=(2, 7, 6, 3))
     w = rng.normal(size=(3, 3, 3, 4))
     b = rng.normal(size=(4,))
-    out, cache = reference.conv2d_forward(x, w, b, strides, padding)
+    out, cache = conv.conv2d_forward(x, w, b, strides, padding)
     dout = rng.normal(size=out.shape)
-    numpy_grads = reference.conv2d_backward(dout, cache)
-    ours = tf_gradients(lambda *t: ops.conv2d(*t, strides=strides, padding=padding), (x, w, b), dout)
+    numpy_grads = conv.conv2d_backward(dout, cache)
+    ours = tf_gradients(lambda *t: conv.conv2d(*t, strides=strides, padding=padding), (x, w, b), dout)
     stock = tf_gradients(
         lambda xx, ww, bb: tf.nn.conv2d(xx, ww, strides, padding.upper()) + bb, (x, w, b), dout
     )
-    forward = lambda: reference.conv2d_forward(x, w, b, strides, padding)[0]  # noqa: E731
+    forward = lambda: conv.conv2d_forward(x, w, b, strides, padding)[0]  # noqa: E731
     numeric = [numeric_gradient(forward, v, dout) for v in (x, w, b)]
     return _table(["dx", "dw", "db"], ours, numeric, stock, numpy_grads, out, dout, (x, w, b))
 
@@ -141,14 +151,14 @@ def check_max_pool2d(rng: np.random.Generator, pool_size=2, strides=None,
                      padding="valid") -> Dict[str, Dict[str, float]]:
     """Errors of max_pool2d's dx (distinct values, so the maximum is unique)."""
     x = rng.permutation(2 * 6 * 6 * 3).reshape(2, 6, 6, 3) / 10.0
-    out, cache = reference.max_pool2d_forward(x, pool_size, strides, padding)
+    out, cache = max_pool.max_pool2d_forward(x, pool_size, strides, padding)
     dout = rng.normal(size=out.shape)
-    ours = tf_gradients(lambda t: ops.max_pool2d(t, pool_size, strides, padding), (x,), dout)
+    ours = tf_gradients(lambda t: max_pool.max_pool2d(t, pool_size, strides, padding), (x,), dout)
     stride = pool_size if strides is None else strides
     stock = tf_gradients(lambda t: tf.nn.max_pool2d(t, pool_size, stride, padding.upper()), (x,), dout)
-    forward = lambda: reference.max_pool2d_forward(x, pool_size, strides, padding)[0]  # noqa: E731
+    forward = lambda: max_pool.max_pool2d_forward(x, pool_size, strides, padding)[0]  # noqa: E731
     numeric = [numeric_gradient(forward, x, dout)]
-    return _table(["dx"], ours, numeric, stock, [reference.max_pool2d_backward(dout, cache)], out, dout, (x,))
+    return _table(["dx"], ours, numeric, stock, [max_pool.max_pool2d_backward(dout, cache)], out, dout, (x,))
 
 
 def check_dense(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
@@ -156,13 +166,13 @@ def check_dense(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     x = rng.normal(size=(2, 3, 5))
     w = rng.normal(size=(5, 4))
     b = rng.normal(size=(4,))
-    out, cache = reference.affine_forward(x, w, b)
+    out, cache = affine.affine_forward(x, w, b)
     dout = rng.normal(size=out.shape)
-    ours = tf_gradients(lambda *t: ops.dense(*t), (x, w, b), dout)
+    ours = tf_gradients(lambda *t: affine.dense(*t), (x, w, b), dout)
     stock = tf_gradients(lambda xx, ww, bb: tf.tensordot(xx, ww, 1) + bb, (x, w, b), dout)
-    forward = lambda: reference.affine_forward(x, w, b)[0]  # noqa: E731
+    forward = lambda: affine.affine_forward(x, w, b)[0]  # noqa: E731
     numeric = [numeric_gradient(forward, v, dout) for v in (x, w, b)]
-    return _table(["dx", "dw", "db"], ours, numeric, stock, reference.affine_backward(dout, cache),
+    return _table(["dx", "dw", "db"], ours, numeric, stock, affine.affine_backward(dout, cache),
                   out, dout, (x, w, b))
 
 
@@ -171,11 +181,11 @@ def check_relu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     x = rng.normal(size=(4, 5))
     x[np.abs(x) < 0.1] += 0.2
     dout = rng.normal(size=x.shape)
-    ours = tf_gradients(ops.relu, (x,), dout)
+    ours = tf_gradients(activations.relu, (x,), dout)
     stock = tf_gradients(tf.nn.relu, (x,), dout)
-    out = reference.relu_forward(x)[0]
-    numeric = [numeric_gradient(lambda: reference.relu_forward(x)[0], x, dout)]
-    return _table(["dx"], ours, numeric, stock, [reference.relu_backward(dout, x)], out, dout, (x,))
+    out = activations.relu_forward(x)[0]
+    numeric = [numeric_gradient(lambda: activations.relu_forward(x)[0], x, dout)]
+    return _table(["dx"], ours, numeric, stock, [activations.relu_backward(dout, x)], out, dout, (x,))
 
 
 def check_cross_entropy(rng: np.random.Generator, from_logits: bool) -> Dict[str, Dict[str, float]]:
@@ -211,7 +221,7 @@ def check_softmax(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     y = np.exp(z - z.max(1, keepdims=True))
     y /= y.sum(1, keepdims=True)
     numpy_grad = y * (dout - (dout * y).sum(1, keepdims=True))
-    ours = tf_gradients(ops.softmax, (z,), dout)
+    ours = tf_gradients(activations.softmax, (z,), dout)
     stock = tf_gradients(tf.nn.softmax, (z,), dout)
 
     def forward():

@@ -29,7 +29,16 @@ from keras.src.losses.loss import scale_loss_for_distribution
 
 
 def softmax_loss(z: np.ndarray, y: np.ndarray) -> Tuple[float, np.ndarray]:
-    """Mean cross-entropy of logits z (N, K) for labels y (N,); returns (loss, dz (N, K))."""
+    """Mean cross-entropy of logits z (N, K) for labels y (N,); returns (loss, dz (N, K)).
+
+    loss = -mean(log softmax(z)[n, y[n]]), dz = (softmax(z) - onehot(y)) / N.
+    """
+    y = np.asarray(y)
+    if z.ndim != 2 or y.shape != (z.shape[0],):
+        raise ValueError("softmax_loss expects logits (N, K) and labels (N,). "
+                         f"Received: {z.shape} and {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= z.shape[1]):
+        raise ValueError(f"labels must lie in [0, {z.shape[1]}).")
     shifted = z - z.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     n = z.shape[0]

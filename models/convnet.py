@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence, Union
 
 import keras
@@ -75,21 +76,9 @@ def build_three_layer(
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_resnet20(**kwargs) -> keras.Model:
-    return build_resnet(depth=20, **kwargs)
-
-
-def build_resnet32(**kwargs) -> keras.Model:
-    return build_resnet(depth=32, **kwargs)
-
-
-def build_resnet56(**kwargs) -> keras.Model:
-    return build_resnet(depth=56, **kwargs)
-
-
 MODEL_BUILDERS = {"convnet": build_convnet, "three_layer": build_three_layer,
-                  "resnet20": build_resnet20, "resnet32": build_resnet32,
-                  "resnet56": build_resnet56}
+                  **{f"resnet{depth}": functools.partial(build_resnet, depth=depth)
+                     for depth in (20, 32, 56)}}
 
 
 def build_model(model: str, **kwargs) -> keras.Model:

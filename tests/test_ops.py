@@ -14,7 +14,7 @@ from custom_layers import ops
 from custom_layers import reference as ref
 from custom_layers.gradcheck import (numeric_gradient, numeric_tolerance, rel_error,
                                      rounding_tolerance, tf_gradients)
-from custom_layers.padding import spatial_padding
+from custom_layers.shapes import spatial_padding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Odd, non-square images; batch 1 and 2.

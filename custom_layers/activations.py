@@ -1,0 +1,106 @@
+"""ReLU and softmax: the NumPy reference and the TF ops with hand-written gradients.
+
+    relu     y = max(x, 0)                 dx = dy where y > 0 (0 at x = 0)
+    softmax  y = e^z / Σ e^z (last axis)   dz = y ⊙ (dy − Σ dy ⊙ y)
+
+Conv and dense fuse the ReLU into their own ops (``activate`` in the forward,
+``relu_mask`` at the start of their backward).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from custom_layers.custom_op import normalize_impl, numpy_op
+
+# ----------------------------------------------------------------------------
+# NumPy reference
+# ----------------------------------------------------------------------------
+
+
+def relu_forward(x: np.ndarray):
+    """ReLU. Returns out (same shape as x) and the cache (x)."""
+    return np.maximum(x, 0), x
+
+
+def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
+    """dx = dout where x > 0, else 0 (the subgradient at 0 is taken as 0)."""
+    return np.where(cache > 0, dout, 0).astype(dout.dtype)
+
+
+# ----------------------------------------------------------------------------
+# TensorFlow ops
+# ----------------------------------------------------------------------------
+
+
+def relu_mask(y: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
+    """ReLU backward from the output: dy where y is positive, else 0."""
+    return tf.where(y > 0, dy, tf.zeros([], dy.dtype))
+
+
+# One fused XLA loop instead of a compare and a select over the tensor.
+_relu_grad = tf.function(relu_mask, jit_compile=True)
+
+
+def relu(x: tf.Tensor, impl: str = "tf") -> tf.Tensor:
+    """max(x, 0) with a hand-written gradient: dx = dy where the output is > 0."""
+    impl = normalize_impl(impl)
+    x = tf.convert_to_tensor(x)
+    if impl == "numpy":
+        return numpy_op(
+            "relu_numpy",
+            lambda xa: relu_forward(xa)[0],
+            lambda dy, xa: [relu_backward(dy, xa)],
+            x.shape, [x], [True],
+        )
+
+    @tf.custom_gradient
+    def relu_op(x):
+        y = tf.maximum(x, tf.zeros([], x.dtype))
+
+        def grad(dy):
+            return _relu_grad(y, dy)
+
+        return y, grad
+
+    return relu_op(x)
+
+
+def activate(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
+    """The fused activation of a conv/dense forward (None or "relu")."""
+    # Plain tf.nn ops in the forward let Grappler fuse MatMul/Conv2D + BiasAdd
+    # + Relu into one oneDNN call, as it does for stock Keras layers.
+    return tf.nn.relu(y) if activation == "relu" else y
+
+
+def activate_numpy(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
+    """``activate`` for ``impl="numpy"``: the reference ReLU as its own op."""
+    return relu(y, impl="numpy") if activation == "relu" else y
+
+
+def softmax(z: tf.Tensor) -> tf.Tensor:
+    """Softmax over the last axis with a hand-written gradient: dz = y ⊙ (dy − Σ dy ⊙ y).
+
+    In a graph the output carries its logits as ``_keras_logits``, as Keras's
+    own softmax does, so cross-entropy losses can start from the logits.
+    """
+    z = tf.convert_to_tensor(z)
+
+    @tf.custom_gradient
+    def softmax_op(z):
+        y = tf.nn.softmax(z)
+
+        def grad(dy):
+            return y * (dy - tf.reduce_sum(dy * y, axis=-1, keepdims=True))
+
+        return y, grad
+
+    y = softmax_op(z)
+    try:
+        y._keras_logits = z
+    except AttributeError:  # eager tensors take no attributes (nor does Keras's softmax)
+        pass
+    return y

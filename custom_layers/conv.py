@@ -1,0 +1,369 @@
+"""2-D convolution: the NumPy reference (loops and vectorised) and the TF op.
+
+    forward   y[n, i, j, f] = Σ x_pad[n, i·SH + a, j·SW + b, c] · w[a, b, c, f] + b[f]
+    backward  dx = full convolution of the stride-dilated dy with the
+                   180°-rotated kernel (channels swapped)
+              dw = correlation of the padded input with dy
+                   (``conv_kernel_grad``: one forward convolution in which the
+                   channels play the batch and the batch plays the channels)
+              db = Σ dy
+
+Shapes: x (N, H, W, C), kernel (KH, KW, C, F), bias (F,), y (N, HO, WO, F);
+HO/WO by ``shapes.spatial_padding``. Dilated kernels are spread with zeros
+(``spread_kernel``) and go through the same identities.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from custom_layers.activations import activate, activate_numpy, relu_mask
+from custom_layers.conv_kernel_grad import (
+    KernelGradPlan,
+    kernel_grad,
+    kernel_grad_epilogue,
+    kernel_grad_operands,
+    kernel_grad_partials,
+    plan_kernel_grad,
+)
+from custom_layers.custom_op import (
+    IntOrPair,
+    accumulation_dtype,
+    dilate,
+    normalize_activation,
+    normalize_impl,
+    numpy_op,
+    weighted_op,
+)
+from custom_layers.shapes import (
+    Pads,
+    crop_hw,
+    normalize_padding,
+    normalize_tuple,
+    pad_hw,
+    spatial_padding,
+    static_hw,
+    window_view,
+)
+
+# ----------------------------------------------------------------------------
+# NumPy reference
+# ----------------------------------------------------------------------------
+
+
+def _conv_geometry(x, w, strides, padding):
+    if x.ndim != 4 or w.ndim != 4 or x.shape[3] != w.shape[2]:
+        raise ValueError(
+            "conv2d expects x of shape (N, H, W, C) and w of shape (KH, KW, C, F). "
+            f"Received: x.shape={x.shape}, w.shape={w.shape}"
+        )
+    strides = normalize_tuple(strides, "strides")
+    pads = spatial_padding(x.shape[1:3], w.shape[:2], strides, normalize_padding(padding))
+    return strides, pads
+
+
+def conv2d_forward_naive(x, w, b, strides=1, padding="valid"):
+    """Convolution (cross-correlation, as in every DL framework), plain loops.
+
+    Args:
+        x: input, (N, H, W, C).
+        w: kernel, (KH, KW, C, F).
+        b: bias, (F,), or None.
+        strides: int or (SH, SW).
+        padding: "valid" or "same".
+
+    Returns:
+        out: (N, HO, WO, F), ``out[n, i, j, f] = sum(x_pad[n, i*SH:i*SH+KH,
+        j*SW:j*SW+KW, :] * w[..., f]) + b[f]``.
+        cache: what ``conv2d_backward_naive`` needs.
+    """
+    strides, pads = _conv_geometry(x, w, strides, padding)
+    (ho, _, _), (wo, _, _) = pads
+    kh, kw, _, f_count = w.shape
+    x_pad = pad_hw(x, pads)
+    out = np.zeros((x.shape[0], ho, wo, f_count), dtype=np.result_type(x, w))
+    for n in range(x.shape[0]):
+        for i in range(ho):
+            for j in range(wo):
+                r, c = i * strides[0], j * strides[1]
+                window = x_pad[n, r : r + kh, c : c + kw, :]
+                for f in range(f_count):
+                    out[n, i, j, f] = np.sum(window * w[:, :, :, f])
+    if b is not None:
+        out += b
+    return out, (x, w, b, strides, pads)
+
+
+def conv2d_backward_naive(dout, cache):
+    """Backward of ``conv2d_forward_naive``: scatter each output's gradient.
+
+    Args:
+        dout: upstream gradient, (N, HO, WO, F).
+        cache: from the forward.
+
+    Returns:
+        dx (N, H, W, C), dw (KH, KW, C, F), db (F,) or None.
+    """
+    x, w, b, strides, pads = cache
+    kh, kw, _, f_count = w.shape
+    x_pad = pad_hw(x, pads)
+    dx_pad = np.zeros_like(x_pad, dtype=np.result_type(dout, w))
+    dw = np.zeros_like(w, dtype=np.result_type(dout, x))
+    for n in range(dout.shape[0]):
+        for i in range(dout.shape[1]):
+            for j in range(dout.shape[2]):
+                r, c = i * strides[0], j * strides[1]
+                for f in range(f_count):
+                    g = dout[n, i, j, f]
+                    dx_pad[n, r : r + kh, c : c + kw, :] += g * w[:, :, :, f]
+                    dw[:, :, :, f] += g * x_pad[n, r : r + kh, c : c + kw, :]
+    dx = crop_hw(dx_pad, pads, x.shape)
+    db = None if b is None else dout.sum(axis=(0, 1, 2))
+    return dx, dw, db
+
+
+def conv2d_forward(x, w, b, strides=1, padding="valid"):
+    """Vectorised convolution; same contract as ``conv2d_forward_naive``."""
+    strides, pads = _conv_geometry(x, w, strides, padding)
+    out_hw = (pads[0].out, pads[1].out)
+    patches = window_view(pad_hw(x, pads), w.shape[:2], strides, out_hw)
+    # patches: (N, HO, WO, C, KH, KW) x w: (KH, KW, C, F) -> (N, HO, WO, F)
+    out = np.tensordot(patches, w, axes=([3, 4, 5], [2, 0, 1]))
+    if b is not None:
+        out = out + b
+    return out, (x, w, b, strides, pads)
+
+
+def conv2d_backward(dout, cache):
+    """Vectorised backward of ``conv2d_forward``.
+
+    dw is the correlation of the padded input with ``dout``; dx gathers
+    ``dout · wᵀ`` per kernel offset and adds it back where that offset read
+    from (col2im), which equals the full convolution of ``dout`` with the
+    180°-rotated kernel.
+
+    Returns:
+        dx (N, H, W, C), dw (KH, KW, C, F), db (F,) or None.
+    """
+    x, w, b, strides, pads = cache
+    kh, kw = w.shape[:2]
+    ho, wo = dout.shape[1:3]
+    x_pad = pad_hw(x, pads)
+    patches = window_view(x_pad, (kh, kw), strides, (ho, wo))
+    dw = np.tensordot(patches, dout, axes=([0, 1, 2], [0, 1, 2]))  # (C, KH, KW, F)
+    dw = dw.transpose(1, 2, 0, 3)
+    cols = np.tensordot(dout, w, axes=([3], [3]))  # (N, HO, WO, KH, KW, C)
+    dx_pad = np.zeros(x_pad.shape, dtype=cols.dtype)
+    sh, sw = strides
+    for i in range(kh):
+        for j in range(kw):
+            dx_pad[:, i : i + ho * sh : sh, j : j + wo * sw : sw, :] += cols[:, :, :, i, j, :]
+    dx = crop_hw(dx_pad, pads, x.shape)
+    db = None if b is None else dout.sum(axis=(0, 1, 2))
+    return dx, dw, db
+
+
+# ----------------------------------------------------------------------------
+# TensorFlow op
+# ----------------------------------------------------------------------------
+
+
+def spread_kernel(kernel: tf.Tensor, dilation_rate: IntOrPair) -> tf.Tensor:
+    """(KH, KW, C, F) -> ((KH-1)·DH+1, (KW-1)·DW+1, C, F) with zeros between the taps.
+
+    A dilated convolution is the ordinary one with this kernel, so its dx and
+    dw follow the same identities; the gradient of the spreading (pad and
+    reshape) reads dw back at the taps.
+    """
+    rate = normalize_tuple(dilation_rate, "dilation_rate")
+    if rate == (1, 1):
+        return kernel
+    kh, kw, c, f = kernel.shape
+    spread = dilate(tf.reshape(kernel, [1, kh, kw, c * f]), rate)
+    return tf.reshape(spread, [spread.shape[1], spread.shape[2], c, f])
+
+
+def rotate_kernel(kernel: tf.Tensor) -> tf.Tensor:
+    """(KH, KW, C, F) -> the 180°-rotated kernel with swapped channels, (KH, KW, F, C)."""
+    return tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
+
+
+def input_grad_from_rotated(dilated_dy: tf.Tensor, rotated: tf.Tensor,
+                            input_hw: Tuple[int, int], pads: Pads) -> tf.Tensor:
+    """The stride-1 full convolution that gives dx.
+
+    Args:
+        dilated_dy: ``dilate(dy, strides)``, (N, (HO-1)*SH+1, (WO-1)*SW+1, F).
+        rotated: ``rotate_kernel(kernel)``, (KH, KW, F, C), in dy's dtype.
+        input_hw, pads: (H, W) and ``spatial_padding`` of the forward.
+
+    Returns:
+        dx: (N, H, W, C).
+    """
+    explicit = [[0, 0]]
+    for axis, (size, pad) in enumerate(zip(input_hw, pads)):
+        k = rotated.shape[axis]
+        before = k - 1 - pad.before
+        # The full convolution is (HO-1)*S + K long; rows past it (VALID
+        # leftovers) got no gradient, which the extra zero padding provides.
+        after = size + k - 1 - dilated_dy.shape[1 + axis] - before
+        explicit.append([before, after])
+    explicit.append([0, 0])
+    return tf.nn.conv2d(dilated_dy, rotated, strides=1, padding=explicit)
+
+
+def _input_grad_operands(dy, k, strides):
+    """(dy dilated by the stride, rotated kernel): what ``input_grad_from_rotated`` takes."""
+    return dilate(dy, strides), rotate_kernel(k)
+
+
+# One XLA computation reads dy and x once and writes everything the
+# convolution's backward needs from them: dy masked by the ReLU and dilated by
+# the stride (dx's input), the rotated kernel, x and dy transposed (and split)
+# for dw, dy summed for db. Unfused, these are half a dozen passes over the
+# tensors, ~15% of a training step; and TensorFlow's Reverse/Transpose kernels
+# spend ~0.3 ms each on even a small kernel, which XLA does in microseconds.
+@tf.function(jit_compile=True)
+def _conv_backward_prologue(x, y, dy, k, relu: bool, acc_name: str, plan: KernelGradPlan):
+    """Returns dx's operands (dilated dy, rotated kernel), dw's operands, db."""
+    if relu:
+        dy = relu_mask(y, dy)
+    dy_acc = tf.cast(dy, acc_name)
+    operands = kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan)
+    return (_input_grad_operands(dy, k, plan.strides), operands,
+            tf.reduce_sum(dy_acc, axis=[0, 1, 2]))
+
+
+# For thin inputs (the first layer), dw is computed inside XLA. That layer's dx
+# is usually not needed (its input is data) and its computation is pruned from
+# the graph, so dx's operands come from a separate call instead of being
+# written by the prologue for nothing.
+@tf.function(jit_compile=True)
+def _conv_backward_prologue_with_kernel_grad(x, y, dy, relu: bool, acc_name: str,
+                                             kernel_dtype: str, plan: KernelGradPlan):
+    """Returns dw (KH, KW, C, F) in the kernel's dtype and db, for plan.in_xla."""
+    if relu:
+        dy = relu_mask(y, dy)
+    dy_acc = tf.cast(dy, acc_name)
+    partials = kernel_grad_partials(*kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan),
+                                    plan)
+    return kernel_grad(partials, kernel_dtype), tf.reduce_sum(dy_acc, axis=[0, 1, 2])
+
+
+@tf.function(jit_compile=True)
+def _conv_input_grad_operands(y, dy, k, relu: bool, strides: Tuple[int, int]):
+    """dx's operands alone: dy masked and dilated, and the rotated kernel."""
+    if relu:
+        dy = relu_mask(y, dy)
+    return _input_grad_operands(dy, k, strides)
+
+
+def _conv2d_tf(x, kernel, bias, strides, padding, activation):
+    h, w = static_hw(x.shape, "conv2d")
+    kernel_hw = tuple(kernel.shape[:2])
+    pads = spatial_padding((h, w), kernel_hw, strides, padding)
+    acc = accumulation_dtype(x.dtype)
+    relu = activation == "relu"
+
+    def forward(x, kernel, bias):
+        k = tf.cast(kernel, x.dtype)
+        y = tf.nn.conv2d(x, k, strides=list(strides), padding=padding.upper())
+        if bias is not None:
+            y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
+        y = activate(y, activation)
+        return y, (x, k, kernel, bias, y)
+
+    def backward(dy, saved):
+        x, k, kernel, bias, y = saved
+        plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads)
+        if plan.in_xla:
+            dw, db = _conv_backward_prologue_with_kernel_grad(
+                x, y, dy, relu, acc.name, kernel.dtype.name, plan)
+            dx_operands = _conv_input_grad_operands(y, dy, k, relu, strides)
+        else:
+            dx_operands, dw_operands, db = _conv_backward_prologue(
+                x, y, dy, k, relu, acc.name, plan)
+            dw = kernel_grad_epilogue(kernel_grad_partials(*dw_operands, plan),
+                                      kernel.dtype.name)
+        dx = input_grad_from_rotated(*dx_operands, (h, w), pads)
+        db = None if bias is None else tf.cast(db, bias.dtype)
+        return dx, dw, db
+
+    return weighted_op(forward, backward, bias is not None)(
+        *[t for t in (x, kernel, bias) if t is not None]
+    )
+
+
+def _conv2d_numpy(x, kernel, bias, strides, padding):
+    pads = spatial_padding(static_hw(x.shape, "conv2d"), kernel.shape[:2], strides, padding)
+    out_shape = [x.shape[0], pads[0].out, pads[1].out, kernel.shape[3]]
+    has_bias = bias is not None
+
+    def split(arrays):
+        return (arrays[0], arrays[1], arrays[2] if has_bias else None)
+
+    def forward(*arrays):
+        xa, wa, ba = split(arrays)
+        return conv2d_forward(xa, wa, ba, strides, padding)[0]
+
+    def backward(dy, *arrays):
+        xa, wa, ba = split(arrays)
+        return conv2d_backward(dy, conv2d_forward(xa, wa, ba, strides, padding)[1])
+
+    return numpy_op("conv2d_numpy", forward, backward, out_shape,
+                    [x, kernel, bias], [True, True, has_bias])
+
+
+def conv2d(
+    x: tf.Tensor,
+    kernel: tf.Tensor,
+    bias: Optional[tf.Tensor] = None,
+    strides: IntOrPair = 1,
+    padding: str = "valid",
+    activation: Optional[str] = None,
+    impl: str = "tf",
+) -> tf.Tensor:
+    """2-D convolution (cross-correlation) with a hand-written gradient.
+
+    Args:
+        x: (N, H, W, C), float16/bfloat16/float32/float64.
+        kernel: (KH, KW, C, F); cast to x's dtype for the forward.
+        bias: (F,) or None.
+        strides: int or (SH, SW).
+        padding: "valid" (HO = (H - KH) // SH + 1) or "same" (HO = ceil(H / SH),
+            TensorFlow's padding rule).
+        activation: None or "relu", fused into the op.
+        impl: "tf" (TF ops, any device, XLA) or "numpy" (the NumPy reference via
+            ``tf.numpy_function``: CPU only, slow, no XLA, not exportable).
+
+    Returns:
+        (N, HO, WO, F) in x's dtype.
+
+    Raises:
+        ValueError: on bad ranks, channel mismatch, bad strides/padding/impl.
+    """
+    strides = normalize_tuple(strides, "strides")
+    padding = normalize_padding(padding)
+    activation = normalize_activation(activation)
+    impl = normalize_impl(impl)
+    x = tf.convert_to_tensor(x)
+    kernel = tf.convert_to_tensor(kernel)
+    static_hw(x.shape, "conv2d")
+    if kernel.shape.rank != 4 or kernel.shape[2] != x.shape[3]:
+        raise ValueError(
+            "conv2d expects a kernel of shape (KH, KW, C, F) whose C matches the "
+            f"input's channels. Received x.shape={x.shape}, kernel.shape={kernel.shape}"
+        )
+    if bias is not None:
+        bias = tf.convert_to_tensor(bias)
+        if bias.shape.as_list() != [kernel.shape[3]]:
+            raise ValueError(
+                f"conv2d expects a bias of shape ({kernel.shape[3]},). "
+                f"Received bias.shape={bias.shape}"
+            )
+    if impl == "numpy":
+        return activate_numpy(_conv2d_numpy(x, kernel, bias, strides, padding), activation)
+    return _conv2d_tf(x, kernel, bias, strides, padding, activation)
