@@ -41,6 +41,7 @@ from custom_layers.custom_op import (
 from custom_layers.shapes import (
     Pads,
     crop_hw,
+    full_convolution_padding,
     normalize_padding,
     normalize_tuple,
     pad_hw,
@@ -203,15 +204,7 @@ def input_grad_from_rotated(dilated_dy: tf.Tensor, rotated: tf.Tensor,
     Returns:
         dx: (N, H, W, C).
     """
-    explicit = [[0, 0]]
-    for axis, (size, pad) in enumerate(zip(input_hw, pads)):
-        k = rotated.shape[axis]
-        before = k - 1 - pad.before
-        # The full convolution is (HO-1)*S + K long; rows past it (VALID
-        # leftovers) got no gradient, which the extra zero padding provides.
-        after = size + k - 1 - dilated_dy.shape[1 + axis] - before
-        explicit.append([before, after])
-    explicit.append([0, 0])
+    explicit = full_convolution_padding(input_hw, rotated.shape[:2], dilated_dy.shape[1:3], pads)
     return tf.nn.conv2d(dilated_dy, rotated, strides=1, padding=explicit)
 
 

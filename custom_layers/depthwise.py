@@ -18,7 +18,15 @@ import numpy as np
 import tensorflow as tf
 
 from custom_layers.custom_op import accumulation_dtype, dilate, weighted_op
-from custom_layers.shapes import Pair, Pads, crop_hw, pad_hw, spatial_padding
+from custom_layers.shapes import (
+    Pair,
+    Pads,
+    crop_hw,
+    full_convolution_padding,
+    pad_hw,
+    spatial_padding,
+    window_span,
+)
 
 
 def _geometry(hw: Pair, kernel_hw: Pair, strides: Pair, padding: str, dilation: Pair) -> Pads:
@@ -126,12 +134,8 @@ def _input_grad(dy: tf.Tensor, kernel: tf.Tensor, hw: Pair, pads, strides: Pair,
     kh, kw, c, m = kernel.shape
     rotated = tf.reshape(tf.reverse(kernel, axis=[0, 1]), [kh, kw, c * m, 1])
     spread = dilate(dy, strides)
-    explicit = [[0, 0]]
-    for axis, (size, pad, k, d) in enumerate(zip(hw, pads, (kh, kw), dilation)):
-        k_eff = (k - 1) * d + 1
-        before = k_eff - 1 - pad.before
-        explicit.append([before, size + k_eff - 1 - spread.shape[1 + axis] - before])
-    explicit.append([0, 0])
+    spans = [window_span(k, d) for k, d in zip((kh, kw), dilation)]
+    explicit = full_convolution_padding(hw, spans, spread.shape[1:3], pads)
     per_output = tf.nn.depthwise_conv2d(spread, rotated, [1, 1, 1, 1], explicit,
                                         dilations=list(dilation))
     n = tf.shape(dy)[0]

@@ -8,12 +8,9 @@ exercises print them::
 
     conv2d dx  vs numeric: 2.1e-10  vs autodiff: 3.4e-16  vs numpy: 2.0e-16
 
-Errors are normwise, ``max |a - b| / max(|a|, |b|)`` over the whole tensor
-(as TensorFlow's ``compute_gradient_error`` measures them): an element-wise
-ratio divides by entries near zero, where rounding differences between CPUs
-decide the result. Each comparison passes when its error is within a bound
-derived from float64 rounding and the problem's size (``rounding_tolerance``,
-``numeric_tolerance``), not a constant tuned to one machine.
+Errors are normwise over the whole tensor and each must stay within a bound
+derived from float64 rounding and the problem's size, not a constant tuned
+to one machine (``custom_layers.gradient_checking`` says how).
 """
 
 from __future__ import annotations
@@ -46,6 +43,7 @@ from custom_layers.gradient_checking import (
     rounding_tolerance,
     tf_gradients,
 )
+
 
 def check_conv2d(rng: np.random.Generator, strides=1, padding="same") -> Dict[str, Dict[str, float]]:
     """Errors of conv2d's dx/dw/db for a small float64 problem."""

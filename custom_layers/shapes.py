@@ -11,7 +11,7 @@ build on, so that they pad exactly as the rule says.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -83,7 +83,7 @@ def axis_padding(size: int, window: int, stride: int, padding: str,
     Raises:
         ValueError: if a VALID window does not fit in the input.
     """
-    span = (window - 1) * dilation + 1
+    span = window_span(window, dilation)
     if padding == "same":
         out = -(-size // stride)
         total = max((out - 1) * stride + span - size, 0)
@@ -103,6 +103,28 @@ def spatial_padding(hw: Sequence[int], window: Sequence[int], strides: Sequence[
         axis_padding(s, k, st, padding, d)
         for s, k, st, d in zip(hw, window, strides, dilation)
     )
+
+
+def window_span(window: int, dilation: int = 1) -> int:
+    """Cells a window of ``window`` taps spaced by ``dilation`` covers: (K - 1) * D + 1."""
+    return (window - 1) * dilation + 1
+
+
+def full_convolution_padding(input_hw: Sequence[int], spans: Sequence[int],
+                             dilated_dy_hw: Sequence[int], pads: Pads) -> List[List[int]]:
+    """Explicit NHWC padding of the stride-dilated dy for the stride-1 full
+    convolution with the rotated kernel that gives dx (H, W) back.
+
+    Each side gets ``span - 1 - pad.before`` before; after, whatever makes the
+    output H long: the full convolution is (HO-1)*S + span long, and rows past
+    it (VALID leftovers) got no gradient, which the extra zeros provide.
+    """
+    explicit = [[0, 0]]
+    for size, span, dy_size, pad in zip(input_hw, spans, dilated_dy_hw, pads):
+        before = span - 1 - pad.before
+        explicit.append([before, size + span - 1 - dy_size - before])
+    explicit.append([0, 0])
+    return explicit
 
 
 def static_hw(shape: Sequence[Optional[int]], op_name: str) -> Pair:
