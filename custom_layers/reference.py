@@ -9,44 +9,43 @@ gradients.
 Shapes use NHWC throughout: N batch, H/W height/width, C input channels,
 F filters, KH/KW kernel, PH/PW pool window, HO/WO output height/width, D input
 features, M output features. Output sizes follow TensorFlow's padding rule
-(``custom_layers.shapes``).
+(``custom_layers.ops.shapes``).
 """
 
-from custom_layers.activations import relu_backward, relu_forward
-from custom_layers.affine import (
+from custom_layers.ops.activations import relu_backward, relu_forward
+from custom_layers.ops.affine import (
     affine_backward,
     affine_backward_naive,
     affine_forward,
     affine_forward_naive,
 )
-from custom_layers.avg_pool import (
+from custom_layers.ops.average_pooling import (
     avg_pool2d_backward,
     avg_pool2d_backward_naive,
     avg_pool2d_forward,
     avg_pool2d_forward_naive,
-    global_pool_backward,
-    global_pool_forward,
 )
-from custom_layers.conv import (
+from custom_layers.ops.convolution import (
     conv2d_backward,
     conv2d_backward_naive,
     conv2d_forward,
     conv2d_forward_naive,
 )
-from custom_layers.depthwise import (
+from custom_layers.ops.depthwise_convolution import (
     depthwise_conv2d_backward,
     depthwise_conv2d_forward,
     depthwise_conv2d_forward_loops,
 )
-from custom_layers.inverted_dropout import dropout_backward, dropout_forward
-from custom_layers.losses import probability_loss, softmax_loss
-from custom_layers.max_pool import (
+from custom_layers.ops.inverted_dropout import dropout_backward, dropout_forward
+from custom_layers.ops.cross_entropy import probability_loss, softmax_loss
+from custom_layers.ops.global_pooling import global_pool_backward, global_pool_forward
+from custom_layers.ops.max_pooling import (
     max_pool2d_backward,
     max_pool2d_backward_naive,
     max_pool2d_forward,
     max_pool2d_forward_naive,
 )
-from custom_layers.norm import (
+from custom_layers.ops.batch_normalization import (
     batchnorm_backward,
     batchnorm_backward_naive,
     batchnorm_forward,

@@ -6,15 +6,15 @@ from typing import Dict, List
 
 import keras
 
-from custom_layers.average_pooling2d import AveragePooling2D
-from custom_layers.batch_normalization import BatchNormalization
-from custom_layers.conv2d import Conv2D
-from custom_layers.dense import Dense
-from custom_layers.depthwise_conv2d import DepthwiseConv2D
-from custom_layers.dropout import Dropout
-from custom_layers.global_average_pooling2d import GlobalAveragePooling2D
-from custom_layers.global_max_pooling2d import GlobalMaxPooling2D
-from custom_layers.max_pooling2d import MaxPooling2D
+from custom_layers.layers.average_pooling2d import AveragePooling2D
+from custom_layers.layers.batch_normalization import BatchNormalization
+from custom_layers.layers.conv2d import Conv2D
+from custom_layers.layers.dense import Dense
+from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
+from custom_layers.layers.dropout import Dropout
+from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
+from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.max_pooling2d import MaxPooling2D
 
 # Exact stock classes only: a user's subclass of a stock layer has its own call.
 TWINS: Dict[type, type] = {

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import custom_layers
-from custom_layers import norm
+from custom_layers.ops import batch_normalization as norm
 from custom_layers.gradcheck import CURVED_NUMERIC_BOUND, numeric_gradient, rel_error, rounding_tolerance
 from tests.test_layers import gradient_op_types
 

@@ -6,9 +6,10 @@ import pytest
 import tensorflow as tf
 
 import custom_layers
-from custom_layers import depthwise
-from custom_layers.gradcheck import (check_depthwise_conv2d, numeric_gradient, numeric_tolerance,
-                                     rel_error, rounding_tolerance, tf_gradients)
+from custom_layers.gradcheck import (numeric_gradient, numeric_tolerance, rel_error,
+                                     rounding_tolerance, tf_gradients)
+from custom_layers.gradcheck.checks import check_depthwise_conv2d
+from custom_layers.ops import depthwise_convolution as depthwise
 from tests.test_layers import _all_op_types
 
 CASES = [  # strides, padding, dilation, multiplier, kernel

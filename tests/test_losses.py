@@ -7,7 +7,8 @@ import tensorflow as tf
 
 import custom_layers
 import models
-from custom_layers import losses, ops
+from custom_layers import ops
+from custom_layers.ops import cross_entropy as losses
 from custom_layers.gradcheck import numeric_gradient, rel_error
 
 EPS = keras.config.epsilon()

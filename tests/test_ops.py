@@ -14,7 +14,8 @@ from custom_layers import ops
 from custom_layers import reference as ref
 from custom_layers.gradcheck import (numeric_gradient, numeric_tolerance, rel_error,
                                      rounding_tolerance, tf_gradients)
-from custom_layers.shapes import spatial_padding
+from custom_layers.ops.convolution_backward import plan_kernel_grad
+from custom_layers.ops.shapes import spatial_padding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Odd, non-square images; batch 1 and 2.
@@ -188,7 +189,7 @@ def test_float16_weight_gradient_does_not_overflow():
 def test_conv2d_kernel_grad_over_batch_chunks(shape, k, stride, padding):
     # Large batches take the dw path that splits the batch into chunks.
     pads = spatial_padding(shape[1:3], (k, k), (stride, stride), padding)
-    assert len(ops.plan_kernel_grad(shape, (k, k), (stride, stride), pads).chunks) > 1
+    assert len(plan_kernel_grad(shape, (k, k), (stride, stride), pads).chunks) > 1
     rng = np.random.default_rng(9)
     x, w, b = _conv_inputs(rng, shape, k)
     dout = rng.normal(size=ref.conv2d_forward(x, w, b, stride, padding)[0].shape)

@@ -19,7 +19,8 @@ def test_wheel_installs_the_layers_and_they_train(tmp_path):
                               "--target", str(target), str(wheel)],
                              capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr[-2000:]
-    assert (target / "custom_layers" / "ops.py").exists()
+    assert (target / "custom_layers" / "ops" / "convolution.py").exists()
+    assert (target / "custom_layers" / "layers" / "conv2d.py").exists()
     script = textwrap.dedent("""
         import sys
         import custom_layers, keras, numpy as np

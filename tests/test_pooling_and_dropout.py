@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 import custom_layers
-from custom_layers import avg_pool, inverted_dropout
+from custom_layers.ops import average_pooling as avg_pool
+from custom_layers.ops import global_pooling, inverted_dropout
 from custom_layers.gradcheck import (numeric_gradient, numeric_tolerance, rel_error,
                                      rounding_tolerance, tf_gradients)
 from tests.test_layers import gradient_op_types
@@ -41,17 +42,17 @@ def test_avg_pool_reference_and_op_agree_with_stock(k, stride, padding):
 def test_global_pooling_agrees_with_stock_including_ties(kind, axes):
     rng = np.random.default_rng(7)
     x = rng.integers(0, 3, size=(2, 4, 5, 3)).astype(np.float64)  # many ties
-    out, cache = avg_pool.global_pool_forward(x, kind, axes)
+    out, cache = global_pooling.global_pool_forward(x, kind, axes)
     dout = rng.normal(size=out.shape)
-    reference = avg_pool.global_pool_backward(dout, cache)
-    op = avg_pool.global_avg_pool if kind == "avg" else avg_pool.global_max_pool
+    reference = global_pooling.global_pool_backward(dout, cache)
+    op = global_pooling.global_avg_pool if kind == "avg" else global_pooling.global_max_pool
     stock_fn = tf.reduce_mean if kind == "avg" else tf.reduce_max
     (ours,) = tf_gradients(lambda t: op(t, axes), (x,), dout)
     (stock,) = tf_gradients(lambda t: stock_fn(t, axes, keepdims=True), (x,), dout)
     assert rel_error(ours, stock) <= rounding_tolerance(x)
     assert rel_error(ours, reference) <= rounding_tolerance(x)
     if kind == "avg":
-        numeric = numeric_gradient(lambda: avg_pool.global_pool_forward(x, kind, axes)[0], x, dout)
+        numeric = numeric_gradient(lambda: global_pooling.global_pool_forward(x, kind, axes)[0], x, dout)
         assert rel_error(reference, numeric) <= numeric_tolerance(out, dout, reference)
 
 

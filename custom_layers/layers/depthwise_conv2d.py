@@ -1,12 +1,13 @@
-"""DepthwiseConv2D with a hand-written backward (``custom_layers.depthwise``)."""
+"""DepthwiseConv2D with a hand-written backward (``custom_layers.ops.depthwise_convolution``)."""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from custom_layers import depthwise, ops
-from custom_layers.base import cast_real_inputs
+from custom_layers import ops
+from custom_layers.ops import depthwise_convolution as depthwise
+from custom_layers.layers.base import cast_real_inputs
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")

@@ -1,11 +1,11 @@
-"""GlobalMaxPooling2D with a hand-written backward (``custom_layers.avg_pool``)."""
+"""GlobalMaxPooling2D with a hand-written backward (``custom_layers.ops.global_pooling``)."""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from custom_layers import avg_pool
+from custom_layers.ops import global_pooling
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -21,5 +21,5 @@ class GlobalMaxPooling2D(keras.layers.GlobalMaxPooling2D):
 
     def call(self, inputs):
         axes = (2, 3) if self.data_format == "channels_first" else (1, 2)
-        y = avg_pool.global_max_pool(inputs, axes)
+        y = global_pooling.global_max_pool(inputs, axes)
         return y if self.keepdims else tf.squeeze(y, axes)

@@ -17,8 +17,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.custom_op import accumulation_dtype, dilate, weighted_op
-from custom_layers.shapes import (
+from custom_layers.ops.custom_op import accumulation_dtype, dilate, weighted_op
+from custom_layers.ops.shapes import (
     Pair,
     Pads,
     crop_hw,

@@ -4,32 +4,35 @@
     backward  dx = full convolution of the stride-dilated dy with the
                    180°-rotated kernel (channels swapped)
               dw = correlation of the padded input with dy
-                   (``conv_kernel_grad``: one forward convolution in which the
-                   channels play the batch and the batch plays the channels)
+                   (one forward convolution in which the channels play the
+                   batch and the batch plays the channels)
               db = Σ dy
 
 Shapes: x (N, H, W, C), kernel (KH, KW, C, F), bias (F,), y (N, HO, WO, F);
 HO/WO by ``shapes.spatial_padding``. Dilated kernels are spread with zeros
-(``spread_kernel``) and go through the same identities.
+(``spread_kernel``) and go through the same identities. The backward's
+helpers (dx's full convolution, dw's plan and operands, the XLA prologues)
+are in ``convolution_backward``.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.activations import activate, activate_numpy, relu_mask
-from custom_layers.conv_kernel_grad import (
-    KernelGradPlan,
-    kernel_grad,
+from custom_layers.ops.activations import activate, activate_numpy
+from custom_layers.ops.convolution_backward import (
+    conv_backward_prologue,
+    conv_backward_prologue_with_kernel_grad,
+    conv_input_grad_operands,
+    input_grad_from_rotated,
     kernel_grad_epilogue,
-    kernel_grad_operands,
     kernel_grad_partials,
     plan_kernel_grad,
 )
-from custom_layers.custom_op import (
+from custom_layers.ops.custom_op import (
     IntOrPair,
     accumulation_dtype,
     dilate,
@@ -38,10 +41,8 @@ from custom_layers.custom_op import (
     numpy_op,
     weighted_op,
 )
-from custom_layers.shapes import (
-    Pads,
+from custom_layers.ops.shapes import (
     crop_hw,
-    full_convolution_padding,
     normalize_padding,
     normalize_tuple,
     pad_hw,
@@ -187,73 +188,6 @@ def spread_kernel(kernel: tf.Tensor, dilation_rate: IntOrPair) -> tf.Tensor:
     return tf.reshape(spread, [spread.shape[1], spread.shape[2], c, f])
 
 
-def rotate_kernel(kernel: tf.Tensor) -> tf.Tensor:
-    """(KH, KW, C, F) -> the 180°-rotated kernel with swapped channels, (KH, KW, F, C)."""
-    return tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
-
-
-def input_grad_from_rotated(dilated_dy: tf.Tensor, rotated: tf.Tensor,
-                            input_hw: Tuple[int, int], pads: Pads) -> tf.Tensor:
-    """The stride-1 full convolution that gives dx.
-
-    Args:
-        dilated_dy: ``dilate(dy, strides)``, (N, (HO-1)*SH+1, (WO-1)*SW+1, F).
-        rotated: ``rotate_kernel(kernel)``, (KH, KW, F, C), in dy's dtype.
-        input_hw, pads: (H, W) and ``spatial_padding`` of the forward.
-
-    Returns:
-        dx: (N, H, W, C).
-    """
-    explicit = full_convolution_padding(input_hw, rotated.shape[:2], dilated_dy.shape[1:3], pads)
-    return tf.nn.conv2d(dilated_dy, rotated, strides=1, padding=explicit)
-
-
-def _input_grad_operands(dy, k, strides):
-    """(dy dilated by the stride, rotated kernel): what ``input_grad_from_rotated`` takes."""
-    return dilate(dy, strides), rotate_kernel(k)
-
-
-# One XLA computation reads dy and x once and writes everything the
-# convolution's backward needs from them: dy masked by the ReLU and dilated by
-# the stride (dx's input), the rotated kernel, x and dy transposed (and split)
-# for dw, dy summed for db. Unfused, these are half a dozen passes over the
-# tensors, ~15% of a training step; and TensorFlow's Reverse/Transpose kernels
-# spend ~0.3 ms each on even a small kernel, which XLA does in microseconds.
-@tf.function(jit_compile=True)
-def _conv_backward_prologue(x, y, dy, k, relu: bool, acc_name: str, plan: KernelGradPlan):
-    """Returns dx's operands (dilated dy, rotated kernel), dw's operands, db."""
-    if relu:
-        dy = relu_mask(y, dy)
-    dy_acc = tf.cast(dy, acc_name)
-    operands = kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan)
-    return (_input_grad_operands(dy, k, plan.strides), operands,
-            tf.reduce_sum(dy_acc, axis=[0, 1, 2]))
-
-
-# For thin inputs (the first layer), dw is computed inside XLA. That layer's dx
-# is usually not needed (its input is data) and its computation is pruned from
-# the graph, so dx's operands come from a separate call instead of being
-# written by the prologue for nothing.
-@tf.function(jit_compile=True)
-def _conv_backward_prologue_with_kernel_grad(x, y, dy, relu: bool, acc_name: str,
-                                             kernel_dtype: str, plan: KernelGradPlan):
-    """Returns dw (KH, KW, C, F) in the kernel's dtype and db, for plan.in_xla."""
-    if relu:
-        dy = relu_mask(y, dy)
-    dy_acc = tf.cast(dy, acc_name)
-    partials = kernel_grad_partials(*kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan),
-                                    plan)
-    return kernel_grad(partials, kernel_dtype), tf.reduce_sum(dy_acc, axis=[0, 1, 2])
-
-
-@tf.function(jit_compile=True)
-def _conv_input_grad_operands(y, dy, k, relu: bool, strides: Tuple[int, int]):
-    """dx's operands alone: dy masked and dilated, and the rotated kernel."""
-    if relu:
-        dy = relu_mask(y, dy)
-    return _input_grad_operands(dy, k, strides)
-
-
 def _conv2d_tf(x, kernel, bias, strides, padding, activation):
     h, w = static_hw(x.shape, "conv2d")
     kernel_hw = tuple(kernel.shape[:2])
@@ -273,11 +207,11 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
         x, k, kernel, bias, y = saved
         plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads)
         if plan.in_xla:
-            dw, db = _conv_backward_prologue_with_kernel_grad(
+            dw, db = conv_backward_prologue_with_kernel_grad(
                 x, y, dy, relu, acc.name, kernel.dtype.name, plan)
-            dx_operands = _conv_input_grad_operands(y, dy, k, relu, strides)
+            dx_operands = conv_input_grad_operands(y, dy, k, relu, strides)
         else:
-            dx_operands, dw_operands, db = _conv_backward_prologue(
+            dx_operands, dw_operands, db = conv_backward_prologue(
                 x, y, dy, k, relu, acc.name, plan)
             dw = kernel_grad_epilogue(kernel_grad_partials(*dw_operands, plan),
                                       kernel.dtype.name)

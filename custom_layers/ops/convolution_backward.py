@@ -1,6 +1,7 @@
-"""dw of a convolution as forward convolutions: the plan, the operands, the sum.
+"""The convolution's backward as forward convolutions: dx, dw's plan and operands, the prologues.
 
-dw is the correlation of the padded input with dy,
+dx is the stride-1 full convolution of the stride-dilated dy with the
+180°-rotated kernel (channels swapped). dw is the correlation of the padded input with dy,
 ``dw[i, j, c, f] = Σ_{n,p,q} x_pad[n, p*SH + i, q*SW + j, c] dy[n, p, q, f]``:
 a forward convolution of x viewed as (C, H, W, N) with dy viewed as a
 (HO, WO, N, F) filter dilated by the stride. The batch may be split into
@@ -13,7 +14,9 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from custom_layers.shapes import Pads
+from custom_layers.ops.activations import relu_mask
+from custom_layers.ops.custom_op import dilate
+from custom_layers.ops.shapes import Pads, full_convolution_padding
 
 
 class KernelGradPlan(NamedTuple):
@@ -96,3 +99,75 @@ def kernel_grad(partials: Sequence[tf.Tensor], kernel_dtype: str) -> tf.Tensor:
 
 # Σ and transpose of the partial dw: small, but TF's Transpose costs ~0.3 ms.
 kernel_grad_epilogue = tf.function(kernel_grad, jit_compile=True)
+
+
+# ----------------------------------------------------------------------------
+# dx, and the XLA prologues that prepare dx's and dw's operands
+# ----------------------------------------------------------------------------
+
+
+def rotate_kernel(kernel: tf.Tensor) -> tf.Tensor:
+    """(KH, KW, C, F) -> the 180°-rotated kernel with swapped channels, (KH, KW, F, C)."""
+    return tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
+
+
+def input_grad_from_rotated(dilated_dy: tf.Tensor, rotated: tf.Tensor,
+                            input_hw: Tuple[int, int], pads: Pads) -> tf.Tensor:
+    """The stride-1 full convolution that gives dx.
+
+    Args:
+        dilated_dy: ``dilate(dy, strides)``, (N, (HO-1)*SH+1, (WO-1)*SW+1, F).
+        rotated: ``rotate_kernel(kernel)``, (KH, KW, F, C), in dy's dtype.
+        input_hw, pads: (H, W) and ``spatial_padding`` of the forward.
+
+    Returns:
+        dx: (N, H, W, C).
+    """
+    explicit = full_convolution_padding(input_hw, rotated.shape[:2], dilated_dy.shape[1:3], pads)
+    return tf.nn.conv2d(dilated_dy, rotated, strides=1, padding=explicit)
+
+
+def _input_grad_operands(dy, k, strides):
+    """(dy dilated by the stride, rotated kernel): what ``input_grad_from_rotated`` takes."""
+    return dilate(dy, strides), rotate_kernel(k)
+
+
+# One XLA computation reads dy and x once and writes everything the
+# convolution's backward needs from them: dy masked by the ReLU and dilated by
+# the stride (dx's input), the rotated kernel, x and dy transposed (and split)
+# for dw, dy summed for db. Unfused, these are half a dozen passes over the
+# tensors, ~15% of a training step; and TensorFlow's Reverse/Transpose kernels
+# spend ~0.3 ms each on even a small kernel, which XLA does in microseconds.
+@tf.function(jit_compile=True)
+def conv_backward_prologue(x, y, dy, k, relu: bool, acc_name: str, plan: KernelGradPlan):
+    """Returns dx's operands (dilated dy, rotated kernel), dw's operands, db."""
+    if relu:
+        dy = relu_mask(y, dy)
+    dy_acc = tf.cast(dy, acc_name)
+    operands = kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan)
+    return (_input_grad_operands(dy, k, plan.strides), operands,
+            tf.reduce_sum(dy_acc, axis=[0, 1, 2]))
+
+
+# For thin inputs (the first layer), dw is computed inside XLA. That layer's dx
+# is usually not needed (its input is data) and its computation is pruned from
+# the graph, so dx's operands come from a separate call instead of being
+# written by the prologue for nothing.
+@tf.function(jit_compile=True)
+def conv_backward_prologue_with_kernel_grad(x, y, dy, relu: bool, acc_name: str,
+                                             kernel_dtype: str, plan: KernelGradPlan):
+    """Returns dw (KH, KW, C, F) in the kernel's dtype and db, for plan.in_xla."""
+    if relu:
+        dy = relu_mask(y, dy)
+    dy_acc = tf.cast(dy, acc_name)
+    partials = kernel_grad_partials(*kernel_grad_operands(tf.cast(x, acc_name), dy_acc, plan),
+                                    plan)
+    return kernel_grad(partials, kernel_dtype), tf.reduce_sum(dy_acc, axis=[0, 1, 2])
+
+
+@tf.function(jit_compile=True)
+def conv_input_grad_operands(y, dy, k, relu: bool, strides: Tuple[int, int]):
+    """dx's operands alone: dy masked and dilated, and the rotated kernel."""
+    if relu:
+        dy = relu_mask(y, dy)
+    return _input_grad_operands(dy, k, strides)

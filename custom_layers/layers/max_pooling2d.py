@@ -8,7 +8,8 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.base import cast_real_inputs
+from custom_layers.ops.custom_op import normalize_impl
+from custom_layers.layers.base import cast_real_inputs
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -42,7 +43,7 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
                  impl: str = "tf", **kwargs):
         super().__init__(pool_size=pool_size, strides=strides, padding=padding,
                          data_format=data_format, **kwargs)
-        self.impl = ops.normalize_impl(impl)
+        self.impl = normalize_impl(impl)
         self.supports_jit = self.impl == "tf"
 
     def call(self, inputs):

@@ -8,7 +8,8 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.base import cast_real_inputs, refuse_lora
+from custom_layers.ops.custom_op import normalize_impl
+from custom_layers.layers.base import cast_real_inputs, refuse_lora
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -48,7 +49,7 @@ class Dense(keras.layers.Dense):
             raise ValueError("custom_layers.Dense has no hand-written quantized backward. "
                              f"Received: quantization_config={kwargs['quantization_config']!r}")
         super().__init__(*args, **kwargs)
-        self.impl = ops.normalize_impl(impl)
+        self.impl = normalize_impl(impl)
         self.supports_jit = self.impl == "tf"
         self._autocast = False
 

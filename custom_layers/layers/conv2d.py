@@ -8,7 +8,8 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.base import cast_real_inputs, refuse_lora
+from custom_layers.ops.custom_op import normalize_impl
+from custom_layers.layers.base import cast_real_inputs, refuse_lora
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -56,7 +57,7 @@ class Conv2D(keras.layers.Conv2D):
     def __init__(self, *args, impl: str = "tf", **kwargs):
         refuse_lora(type(self).__name__, kwargs)
         super().__init__(*args, **kwargs)
-        self.impl = ops.normalize_impl(impl)
+        self.impl = normalize_impl(impl)
         self.supports_jit = self.impl == "tf"
         self._autocast = False
 

@@ -1,7 +1,7 @@
-"""Average and global pooling: the NumPy reference (loops and vectorised) and the TF ops.
+"""Average pooling: the NumPy reference (loops and vectorised) and the TF op.
 
 Shapes are NHWC: x (N, H, W, C), output (N, HO, WO, C) with HO = ceil(H / SH)
-for SAME and (H - PH) // SH + 1 for VALID (``custom_layers.shapes``).
+for SAME and (H - PH) // SH + 1 for VALID (``custom_layers.ops.shapes``).
 
 Average pooling divides each window's sum by the number of its cells that
 lie inside the input (TensorFlow's SAME rule: padding never counts):
@@ -11,11 +11,6 @@ lie inside the input (TensorFlow's SAME rule: padding never counts):
 
 The backward is a stride-1 window sum of dy / count dilated by the strides:
 a forward average pool over the dilated, padded tensor, times PH·PW.
-
-Global pooling reduces H and W: the average's gradient is dy / (H·W) at every
-cell; the maximum's goes to the cells equal to the maximum, split evenly
-among ties (as TensorFlow's gradient of ``reduce_max``, which stock Keras
-uses).
 """
 
 from __future__ import annotations
@@ -23,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.custom_op import dilate
-from custom_layers.shapes import crop_hw, pad_hw, padded_shape, pool_geometry
+from custom_layers.ops.custom_op import dilate
+from custom_layers.ops.shapes import crop_hw, pad_hw, padded_shape, pool_geometry
 
 
 def _geometry(shape, pool_size, strides, padding):
@@ -105,22 +100,6 @@ def avg_pool2d_backward(dout, cache):
     return crop_hw(dx_pad, pads, shape)
 
 
-def global_pool_forward(x, kind: str, axes=(1, 2)):
-    """Mean or max over ``axes`` (keepdims); returns out and the cache."""
-    out = x.mean(axis=axes, keepdims=True) if kind == "avg" else x.max(axis=axes, keepdims=True)
-    return out, (x, out, kind, axes)
-
-
-def global_pool_backward(dout, cache):
-    """dout has the kept dims; dx like x (ties of the maximum share its gradient)."""
-    x, out, kind, axes = cache
-    if kind == "avg":
-        cells = np.prod([x.shape[a] for a in axes])
-        return np.broadcast_to(dout / cells, x.shape).copy()
-    winners = (x == out).astype(x.dtype)
-    return winners * dout / winners.sum(axis=axes, keepdims=True)
-
-
 # --------------------------------------------------------------------------- TensorFlow ops
 
 def avg_pool2d(x: tf.Tensor, pool_size=2, strides=None, padding: str = "valid") -> tf.Tensor:
@@ -147,35 +126,6 @@ def avg_pool2d(x: tf.Tensor, pool_size=2, strides=None, padding: str = "valid") 
             window_sums = tf.nn.avg_pool2d(dilated, pool_size, 1, "VALID") * float(np.prod(pool_size))
             top, left = pads[0].before, pads[1].before
             return window_sums[:, top:top + hw[0], left:left + hw[1], :]
-
-        return y, grad
-
-    return forward(x)
-
-
-def global_avg_pool(x: tf.Tensor, axes=(1, 2)) -> tf.Tensor:
-    """Mean over ``axes`` with keepdims; dx = dy / cells at every cell."""
-    @tf.custom_gradient
-    def forward(x):
-        cells = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), list(axes))), x.dtype)
-
-        def grad(dy):
-            return tf.broadcast_to(dy / cells, tf.shape(x))
-
-        return tf.reduce_mean(x, axes, keepdims=True), grad
-
-    return forward(x)
-
-
-def global_max_pool(x: tf.Tensor, axes=(1, 2)) -> tf.Tensor:
-    """Maximum over ``axes`` with keepdims; dy split evenly among the tied maxima."""
-    @tf.custom_gradient
-    def forward(x):
-        y = tf.reduce_max(x, axes, keepdims=True)
-
-        def grad(dy):
-            winners = tf.cast(tf.equal(x, y), dy.dtype)
-            return winners * dy / tf.reduce_sum(winners, axes, keepdims=True)
 
         return y, grad
 

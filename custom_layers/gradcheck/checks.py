@@ -1,39 +1,14 @@
-"""Gradient check: hand-written backward vs numeric gradient vs TF autodiff.
-
-Run ``python -m custom_layers.gradcheck`` to print, for each op and each
-gradient, the relative error of the TensorFlow op's hand-written backward
-against the NumPy reference backward, a centred-difference numeric gradient
-(float64) and TensorFlow's autodiff of the stock op, the way the cs231n
-exercises print them::
-
-    conv2d dx  vs numeric: 2.1e-10  vs autodiff: 3.4e-16  vs numpy: 2.0e-16
-
-Errors are normwise over the whole tensor and each must stay within a bound
-derived from float64 rounding and the problem's size, not a constant tuned
-to one machine (``custom_layers.gradient_checking`` says how).
-"""
+"""The gradient checks, one per op: hand-written vs numeric, autodiff and NumPy gradients."""
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict
 
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
 
-from custom_layers import (
-    activations,
-    affine,
-    avg_pool,
-    conv,
-    depthwise,
-    inverted_dropout,
-    losses,
-    max_pool,
-    norm,
-)
-from custom_layers.gradient_checking import (
+from custom_layers.gradcheck.measure import (
     CURVED_NUMERIC_BOUND,
     CURVED_STEP,
     NUMERIC_STEP,
@@ -43,6 +18,14 @@ from custom_layers.gradient_checking import (
     rounding_tolerance,
     tf_gradients,
 )
+from custom_layers.ops import activations, affine
+from custom_layers.ops import average_pooling as avg_pool
+from custom_layers.ops import batch_normalization as norm
+from custom_layers.ops import convolution as conv
+from custom_layers.ops import cross_entropy as losses
+from custom_layers.ops import depthwise_convolution as depthwise
+from custom_layers.ops import global_pooling, inverted_dropout
+from custom_layers.ops import max_pooling as max_pool
 
 
 def check_conv2d(rng: np.random.Generator, strides=1, padding="same") -> Dict[str, Dict[str, float]]:
@@ -182,14 +165,14 @@ def check_avg_pool2d(rng: np.random.Generator, pool_size=3, strides=2,
 def check_global_pool(rng: np.random.Generator, kind: str) -> Dict[str, Dict[str, float]]:
     """Errors of global average / max pooling's dx (distinct values: one maximum per channel)."""
     x = rng.permutation(2 * 5 * 4 * 3).reshape(2, 5, 4, 3) / 7.0
-    out, cache = avg_pool.global_pool_forward(x, kind)
+    out, cache = global_pooling.global_pool_forward(x, kind)
     dout = rng.normal(size=out.shape)
-    op = avg_pool.global_avg_pool if kind == "avg" else avg_pool.global_max_pool
+    op = global_pooling.global_avg_pool if kind == "avg" else global_pooling.global_max_pool
     stock_fn = tf.reduce_mean if kind == "avg" else tf.reduce_max
     ours = tf_gradients(op, (x,), dout)
     stock = tf_gradients(lambda t: stock_fn(t, (1, 2), keepdims=True), (x,), dout)
-    numeric = [numeric_gradient(lambda: avg_pool.global_pool_forward(x, kind)[0], x, dout)]
-    return _table(["dx"], ours, numeric, stock, [avg_pool.global_pool_backward(dout, cache)], out, dout, (x,))
+    numeric = [numeric_gradient(lambda: global_pooling.global_pool_forward(x, kind)[0], x, dout)]
+    return _table(["dx"], ours, numeric, stock, [global_pooling.global_pool_backward(dout, cache)], out, dout, (x,))
 
 
 def check_dropout(rng: np.random.Generator, rate: float = 0.4) -> Dict[str, Dict[str, float]]:
@@ -283,28 +266,3 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     results["batch_norm train NCHW"] = check_batch_norm(rng, axis=1, training=True)
     results["batch_norm inference NHWC"] = check_batch_norm(rng, axis=-1, training=False)
     return results
-
-
-FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
-    flags.DEFINE_integer("seed", 0, "Seed of the random test problems.")
-
-
-def main(argv: Sequence[str]) -> int:
-    del argv
-    worst = 0.0  # the largest error as a fraction of its tolerance
-    for label, grads in run_all(FLAGS.seed).items():
-        for grad_name, errors in grads.items():
-            cells = "  ".join(f"vs {k}: {e:.1e} (≤ {t:.0e})" for k, (e, t) in errors.items())
-            print(f"{label:30s} {grad_name}  {cells}")
-            worst = max(worst, *(e / t for e, t in errors.values()))
-    verdict = "PASS" if worst <= 1.0 else "FAIL"
-    print(f"largest error is {worst:.2g} of its tolerance: {verdict}")
-    return 0 if verdict == "PASS" else 1
-
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main)

@@ -1,11 +1,11 @@
-"""Dropout with a hand-written backward (``custom_layers.inverted_dropout``)."""
+"""Dropout with a hand-written backward (``custom_layers.ops.inverted_dropout``)."""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from custom_layers import inverted_dropout
+from custom_layers.ops import inverted_dropout
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")

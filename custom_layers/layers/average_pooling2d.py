@@ -1,11 +1,11 @@
-"""AveragePooling2D with a hand-written backward (``custom_layers.avg_pool``)."""
+"""AveragePooling2D with a hand-written backward (``custom_layers.ops.average_pooling``)."""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from custom_layers import avg_pool
+from custom_layers.ops import average_pooling as avg_pool
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.custom_op import normalize_impl, numpy_op
+from custom_layers.ops.custom_op import normalize_impl, numpy_op
 
 # ----------------------------------------------------------------------------
 # NumPy reference

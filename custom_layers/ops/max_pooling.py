@@ -15,8 +15,8 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.custom_op import IntOrPair, dilate, normalize_impl, numpy_op
-from custom_layers.shapes import (
+from custom_layers.ops.custom_op import IntOrPair, dilate, normalize_impl, numpy_op
+from custom_layers.ops.shapes import (
     Pads,
     crop_hw,
     pad_hw,

@@ -1,11 +1,11 @@
-"""BatchNormalization with a hand-written backward (``custom_layers.norm``)."""
+"""BatchNormalization with a hand-written backward (``custom_layers.ops.batch_normalization``)."""
 
 from __future__ import annotations
 
 import keras
 from keras import ops as kops
 
-from custom_layers import norm
+from custom_layers.ops import batch_normalization as norm
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")

@@ -14,8 +14,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.activations import activate, activate_numpy, relu_mask
-from custom_layers.custom_op import (
+from custom_layers.ops.activations import activate, activate_numpy, relu_mask
+from custom_layers.ops.custom_op import (
     accumulation_dtype,
     normalize_activation,
     normalize_impl,

@@ -5,7 +5,7 @@ Errors are normwise, ``max |a - b| / max(|a|, |b|)`` over the whole tensor
 ratio divides by entries near zero, where rounding differences between CPUs
 decide the result. The bounds are derived from float64 rounding and the
 problem's size, not constants tuned to one machine. Used by
-``custom_layers.gradcheck`` and the tests.
+``custom_layers.gradcheck.checks`` and the tests.
 """
 
 from __future__ import annotations

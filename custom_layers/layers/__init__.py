@@ -1,0 +1,21 @@
+"""The Keras layers, one file per class, each a subclass of its stock namesake.
+
+Each layer keeps Keras's arguments, checks, weights and config and hands the
+maths in ``call`` to an op of ``custom_layers.ops``, whose backward is
+written by hand.
+"""
+
+from custom_layers.layers.average_pooling2d import AveragePooling2D, AvgPool2D
+from custom_layers.layers.batch_normalization import BatchNormalization
+from custom_layers.layers.conv2d import Conv2D
+from custom_layers.layers.dense import Dense
+from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
+from custom_layers.layers.dropout import Dropout
+from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
+from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.max_pooling2d import MaxPool2D, MaxPooling2D
+from custom_layers.layers.relu import ReLU
+
+__all__ = ["AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
+           "DepthwiseConv2D", "Dropout", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+           "MaxPool2D", "MaxPooling2D", "ReLU"]

@@ -1,0 +1,68 @@
+"""Every TensorFlow op with a hand-written gradient, in one namespace.
+
+Each op family is a module of this package holding its NumPy reference
+beside its TF op; this namespace gathers the TF ops for users
+(``from custom_layers import ops``):
+
+=========================  ===========================  ===========================
+op                         module                       backward
+=========================  ===========================  ===========================
+conv2d, spread_kernel      ``convolution``,             dx: full convolution of the
+                           ``convolution_backward``     stride-dilated dy with the
+                                                        rotated kernel; dw: x ⋆ dy
+                                                        as one forward conv; db = Σ dy
+depthwise_conv2d           ``depthwise_convolution``    the same per channel
+max_pool2d                 ``max_pooling``              dy to each window's first max
+avg_pool2d                 ``average_pooling``          dy / count back over each window
+global_avg_pool,           ``global_pooling``           dy / cells; the max's split
+global_max_pool                                         among tied maxima
+dense, sparse_dense        ``affine``                   dx = dy·wᵀ, dw = xᵀ·dy
+batch_norm_train,          ``batch_normalization``      the compact closed form
+batch_norm_inference
+dropout                    ``inverted_dropout``         dy times the forward's mask
+relu, softmax              ``activations``              dy where y > 0; y ⊙ (dy − Σ dy ⊙ y)
+sparse_*_cross_entropy     ``cross_entropy``            softmax − onehot (logits) or
+                                                        the clipped-probability form
+=========================  ===========================  ===========================
+
+``shapes`` holds the argument and output-size rules every op shares,
+``custom_op`` the custom-gradient and NumPy wrappers.
+
+The backward passes use only forward convolutions, matmuls, reductions,
+padding/slicing and elementwise ops, never TensorFlow's gradient kernels
+(``Conv2DBackpropInput/Filter``, ``MaxPoolGrad*``, ``ReluGrad``,
+``BiasAddGrad``) nor autodiff, so they run eagerly, in graphs, under XLA, on
+GPUs and under ``tf.distribute``.
+
+conv2d, max_pool2d, dense and relu take ``impl="tf"`` (default) or
+``impl="numpy"``; the NumPy implementation runs the reference forward and
+backward through ``tf.numpy_function``: literally the textbook maths, but
+CPU-only, much slower, not compilable with XLA and not exportable.
+
+Mixed precision: x and dy may be float16/bfloat16 while the weights stay
+float32. Weights are cast to x's dtype for the forward; weight gradients are
+accumulated in float32 and returned in the weights' dtype; dx comes back in
+x's dtype.
+"""
+
+from custom_layers.ops.activations import relu, softmax
+from custom_layers.ops.affine import dense, sparse_dense
+from custom_layers.ops.average_pooling import avg_pool2d
+from custom_layers.ops.batch_normalization import batch_norm_inference, batch_norm_train
+from custom_layers.ops.convolution import conv2d, spread_kernel
+from custom_layers.ops.cross_entropy import (
+    sparse_probability_cross_entropy,
+    sparse_softmax_cross_entropy,
+)
+from custom_layers.ops.custom_op import IMPLS, normalize_impl
+from custom_layers.ops.depthwise_convolution import depthwise_conv2d
+from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool
+from custom_layers.ops.inverted_dropout import dropout
+from custom_layers.ops.max_pooling import max_pool2d
+
+__all__ = [
+    "avg_pool2d", "batch_norm_inference", "batch_norm_train", "conv2d", "dense",
+    "depthwise_conv2d", "dropout", "global_avg_pool", "global_max_pool", "max_pool2d",
+    "relu", "softmax", "sparse_dense", "sparse_probability_cross_entropy",
+    "sparse_softmax_cross_entropy", "spread_kernel",
+]

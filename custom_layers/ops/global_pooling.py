@@ -1,0 +1,60 @@
+"""Global average and max pooling: the NumPy reference and the TF ops.
+
+Global pooling reduces H and W (or any ``axes``), keeping the dims: the
+average's gradient is dy / (H·W) at every cell; the maximum's goes to the
+cells equal to the maximum, split evenly among ties (as TensorFlow's
+gradient of ``reduce_max``, which stock Keras uses).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+# --------------------------------------------------------------------------- NumPy reference
+
+def global_pool_forward(x, kind: str, axes=(1, 2)):
+    """Mean or max over ``axes`` (keepdims); returns out and the cache."""
+    out = x.mean(axis=axes, keepdims=True) if kind == "avg" else x.max(axis=axes, keepdims=True)
+    return out, (x, out, kind, axes)
+
+
+def global_pool_backward(dout, cache):
+    """dout has the kept dims; dx like x (ties of the maximum share its gradient)."""
+    x, out, kind, axes = cache
+    if kind == "avg":
+        cells = np.prod([x.shape[a] for a in axes])
+        return np.broadcast_to(dout / cells, x.shape).copy()
+    winners = (x == out).astype(x.dtype)
+    return winners * dout / winners.sum(axis=axes, keepdims=True)
+
+
+# --------------------------------------------------------------------------- TensorFlow ops
+
+def global_avg_pool(x: tf.Tensor, axes=(1, 2)) -> tf.Tensor:
+    """Mean over ``axes`` with keepdims; dx = dy / cells at every cell."""
+    @tf.custom_gradient
+    def forward(x):
+        cells = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), list(axes))), x.dtype)
+
+        def grad(dy):
+            return tf.broadcast_to(dy / cells, tf.shape(x))
+
+        return tf.reduce_mean(x, axes, keepdims=True), grad
+
+    return forward(x)
+
+
+def global_max_pool(x: tf.Tensor, axes=(1, 2)) -> tf.Tensor:
+    """Maximum over ``axes`` with keepdims; dy split evenly among the tied maxima."""
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.reduce_max(x, axes, keepdims=True)
+
+        def grad(dy):
+            winners = tf.cast(tf.equal(x, y), dy.dtype)
+            return winners * dy / tf.reduce_sum(winners, axes, keepdims=True)
+
+        return y, grad
+
+    return forward(x)
