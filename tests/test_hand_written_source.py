@@ -70,3 +70,14 @@ def test_no_op_module_calls_tensorflow_gradients():
         for path in _scanned_modules()
     }
     assert {name: calls for name, calls in found.items() if calls} == {}
+
+
+def _custom_gradient_uses(source: str):
+    return [name for name in _identifiers(source) if name == "custom_gradient"]
+
+
+def test_every_op_gets_its_gradient_through_the_one_helper():
+    assert _custom_gradient_uses("@tf.custom_gradient\ndef op(x):\n    pass\n") == ["custom_gradient"]
+    users = {path.relative_to(PACKAGE).as_posix() for path in _scanned_modules()
+             if _custom_gradient_uses(path.read_text())}
+    assert users == {"ops/custom_op.py"}

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.ops.custom_op import normalize_impl, numpy_op
+from custom_layers.ops.custom_op import hand_written_op, normalize_impl, numpy_op
 
 # ----------------------------------------------------------------------------
 # NumPy reference
@@ -57,16 +57,16 @@ def relu(x: tf.Tensor, impl: str = "tf") -> tf.Tensor:
             x.shape, [x], [True],
         )
 
-    @tf.custom_gradient
-    def relu_op(x):
-        y = tf.maximum(x, tf.zeros([], x.dtype))
+    return hand_written_op(_relu_forward, _relu_backward, x)
 
-        def grad(dy):
-            return _relu_grad(y, dy)
 
-        return y, grad
+def _relu_forward(x: tf.Tensor):
+    y = tf.maximum(x, tf.zeros([], x.dtype))
+    return y, y
 
-    return relu_op(x)
+
+def _relu_backward(dy: tf.Tensor, y: tf.Tensor):
+    return (_relu_grad(y, dy),)
 
 
 def activate(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
@@ -89,18 +89,18 @@ def softmax(z: tf.Tensor) -> tf.Tensor:
     """
     z = tf.convert_to_tensor(z)
 
-    @tf.custom_gradient
-    def softmax_op(z):
-        y = tf.nn.softmax(z)
-
-        def grad(dy):
-            return y * (dy - tf.reduce_sum(dy * y, axis=-1, keepdims=True))
-
-        return y, grad
-
-    y = softmax_op(z)
+    y = hand_written_op(_softmax_forward, _softmax_backward, z)
     try:
         y._keras_logits = z
     except AttributeError:  # eager tensors take no attributes (nor does Keras's softmax)
         pass
     return y
+
+
+def _softmax_forward(z: tf.Tensor):
+    y = tf.nn.softmax(z)
+    return y, y
+
+
+def _softmax_backward(dy: tf.Tensor, y: tf.Tensor):
+    return (y * (dy - tf.reduce_sum(dy * y, axis=-1, keepdims=True)),)

@@ -17,10 +17,10 @@ import tensorflow as tf
 from custom_layers.ops.activations import activate, activate_numpy, relu_mask
 from custom_layers.ops.custom_op import (
     accumulation_dtype,
+    hand_written_op,
     normalize_activation,
     normalize_impl,
     numpy_op,
-    weighted_op,
 )
 
 # ----------------------------------------------------------------------------
@@ -133,9 +133,7 @@ def _dense_tf(x, kernel, bias, activation):
         db = None if bias is None else tf.cast(db, bias.dtype)
         return dx, tf.cast(dw, kernel.dtype), db
 
-    y = weighted_op(forward, backward, bias is not None)(
-        *[t for t in (x, kernel, bias) if t is not None]
-    )
+    y = hand_written_op(forward, backward, x, kernel, bias)
     y.set_shape(x.shape[:-1].concatenate([m]))
     return y
 
@@ -202,27 +200,25 @@ def sparse_dense(x: tf.SparseTensor, kernel: tf.Tensor, bias: Optional[tf.Tensor
         raise ValueError("sparse_dense expects x of shape (N, D) and a kernel of shape (D, M). "
                          f"Received x.shape={x.shape}, kernel.shape={kernel.shape}")
     acc = accumulation_dtype(x.dtype)
-    weights = [kernel] if bias is None else [kernel, tf.convert_to_tensor(bias)]
+    bias = None if bias is None else tf.convert_to_tensor(bias)
 
-    @tf.custom_gradient
-    def op(*weights):
-        kernel, bias = weights[0], (weights[1] if len(weights) > 1 else None)
+    def forward(kernel, bias):
         y = tf.sparse.sparse_dense_matmul(x, tf.cast(kernel, x.dtype))
         if bias is not None:
             y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
         y = activate(y, activation)
+        return y, (kernel, bias, y)
 
-        def grad(dy):
-            dy, db = _output_grads(y, dy, activation == "relu", acc.name)
-            columns, slot = tf.unique(x.indices[:, 1])
-            # Each stored x[r, c] adds x[r, c]·dy[r] to row c of dW.
-            contributions = (tf.cast(x.values, acc)[:, None]
-                             * tf.gather(tf.cast(dy, acc), x.indices[:, 0]))
-            rows = tf.math.unsorted_segment_sum(contributions, slot, tf.size(columns))
-            dw = tf.IndexedSlices(tf.cast(rows, kernel.dtype), columns,
-                                  tf.shape(kernel, out_type=columns.dtype))
-            return [dw] if bias is None else [dw, tf.cast(db, bias.dtype)]
+    def backward(dy, saved):
+        kernel, bias, y = saved
+        dy, db = _output_grads(y, dy, activation == "relu", acc.name)
+        columns, slot = tf.unique(x.indices[:, 1])
+        # Each stored x[r, c] adds x[r, c]·dy[r] to row c of dW.
+        contributions = (tf.cast(x.values, acc)[:, None]
+                         * tf.gather(tf.cast(dy, acc), x.indices[:, 0]))
+        rows = tf.math.unsorted_segment_sum(contributions, slot, tf.size(columns))
+        dw = tf.IndexedSlices(tf.cast(rows, kernel.dtype), columns,
+                              tf.shape(kernel, out_type=columns.dtype))
+        return dw, None if bias is None else tf.cast(db, bias.dtype)
 
-        return y, grad
-
-    return op(*weights)
+    return hand_written_op(forward, backward, kernel, bias)

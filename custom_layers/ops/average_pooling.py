@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.ops.custom_op import dilate
+from custom_layers.ops.custom_op import dilate, hand_written_op
 from custom_layers.ops.shapes import crop_hw, pad_hw, padded_shape, pool_geometry
 
 
@@ -109,24 +109,21 @@ def avg_pool2d(x: tf.Tensor, pool_size=2, strides=None, padding: str = "valid") 
     hw = tuple(x.shape[1:3])
     counts = window_counts(hw, pool_size, strides, pads)
 
-    @tf.custom_gradient
     def forward(x):
-        y = tf.nn.avg_pool2d(x, pool_size, strides, padding.upper())
+        return tf.nn.avg_pool2d(x, pool_size, strides, padding.upper()), None
 
-        def grad(dy):
-            share = dy / tf.constant(counts[None, :, :, None], dy.dtype)
-            dilated = dilate(share, strides)
-            # Window (i) covers padded rows [i·S, i·S + K): a padded cell P gets the
-            # dilated shares at P-K+1 .. P, i.e. a stride-1 window sum after K-1 zeros.
-            # Zeros after, so that the sums cover every padded cell (rows past the last window get 0).
-            extra = [hw[a] + pads[a].before + pads[a].after - (pads[a].out - 1) * strides[a] - 1
-                     for a in range(2)]
-            dilated = tf.pad(dilated, [[0, 0], [pool_size[0] - 1, extra[0]],
-                                       [pool_size[1] - 1, extra[1]], [0, 0]])
-            window_sums = tf.nn.avg_pool2d(dilated, pool_size, 1, "VALID") * float(np.prod(pool_size))
-            top, left = pads[0].before, pads[1].before
-            return window_sums[:, top:top + hw[0], left:left + hw[1], :]
+    def backward(dy, _):
+        share = dy / tf.constant(counts[None, :, :, None], dy.dtype)
+        dilated = dilate(share, strides)
+        # Window (i) covers padded rows [i·S, i·S + K): a padded cell P gets the
+        # dilated shares at P-K+1 .. P, i.e. a stride-1 window sum after K-1 zeros.
+        # Zeros after, so that the sums cover every padded cell (rows past the last window get 0).
+        extra = [hw[a] + pads[a].before + pads[a].after - (pads[a].out - 1) * strides[a] - 1
+                 for a in range(2)]
+        dilated = tf.pad(dilated, [[0, 0], [pool_size[0] - 1, extra[0]],
+                                   [pool_size[1] - 1, extra[1]], [0, 0]])
+        window_sums = tf.nn.avg_pool2d(dilated, pool_size, 1, "VALID") * float(np.prod(pool_size))
+        top, left = pads[0].before, pads[1].before
+        return (window_sums[:, top:top + hw[0], left:left + hw[1], :],)
 
-        return y, grad
-
-    return forward(x)
+    return hand_written_op(forward, backward, x)

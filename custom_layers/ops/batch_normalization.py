@@ -23,6 +23,8 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from custom_layers.ops.custom_op import hand_written_op
+
 # Keras adds this to the mask's weight sum (backend.epsilon()); so do we.
 MASK_EPSILON = 1e-7
 
@@ -155,7 +157,6 @@ def batch_norm_train(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axis: int,
             return tf.reduce_mean(t, axes, keepdims=True)
         return tf.reduce_sum(weights * t, axes, keepdims=True)
 
-    @tf.custom_gradient
     def forward(x, gamma, beta):
         mean = average(x)
         centred = x - mean
@@ -164,24 +165,25 @@ def batch_norm_train(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axis: int,
         xhat = centred * inv_std
         g = _broadcast(gamma, ndim, axis)
         y = g * xhat + _broadcast(beta, ndim, axis)
+        return (y, tf.reshape(mean, [-1]), tf.reshape(var, [-1])), (xhat, inv_std, g, mean)
 
-        def grad(dy, _dmean, _dvar):
-            dbeta = tf.reduce_sum(dy, axes, keepdims=True)
-            dgamma = tf.reduce_sum(dy * xhat, axes, keepdims=True)
-            # p_j times the plain sums: mean(dy) and mean(dy * xhat) without a mask.
-            if weights is None:
-                p = 1.0 / tf.cast(tf.size(dy) // tf.size(dbeta), dy.dtype)
-                dx = g * inv_std * (dy - p * dbeta - p * xhat * dgamma)
-            else:
-                # The mask's weights sum to s = 1 - O(MASK_EPSILON), not 1: then
-                # Σ p (x - mean) = (1 - s) mean, which shifts the variance's gradient.
-                shift = (1.0 - tf.reduce_sum(weights, axes, keepdims=True)) * mean * inv_std
-                dx = g * inv_std * (dy - weights * dbeta - weights * (xhat - shift) * dgamma)
-            return dx, tf.reshape(dgamma, [-1]), tf.reshape(dbeta, [-1])
+    def backward(dys, saved):
+        dy = dys[0]  # the batch statistics leave through stop_gradient
+        xhat, inv_std, g, mean = saved
+        dbeta = tf.reduce_sum(dy, axes, keepdims=True)
+        dgamma = tf.reduce_sum(dy * xhat, axes, keepdims=True)
+        # p_j times the plain sums: mean(dy) and mean(dy * xhat) without a mask.
+        if weights is None:
+            p = 1.0 / tf.cast(tf.size(dy) // tf.size(dbeta), dy.dtype)
+            dx = g * inv_std * (dy - p * dbeta - p * xhat * dgamma)
+        else:
+            # The mask's weights sum to s = 1 - O(MASK_EPSILON), not 1: then
+            # Σ p (x - mean) = (1 - s) mean, which shifts the variance's gradient.
+            shift = (1.0 - tf.reduce_sum(weights, axes, keepdims=True)) * mean * inv_std
+            dx = g * inv_std * (dy - weights * dbeta - weights * (xhat - shift) * dgamma)
+        return dx, tf.reshape(dgamma, [-1]), tf.reshape(dbeta, [-1])
 
-        return (y, tf.reshape(mean, [-1]), tf.reshape(var, [-1])), grad
-
-    y, mean, var = forward(x, gamma, beta)
+    y, mean, var = hand_written_op(forward, backward, x, gamma, beta)
     return y, tf.stop_gradient(mean), tf.stop_gradient(var)
 
 
@@ -191,24 +193,20 @@ def batch_norm_inference(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, mean: 
     ndim = x.shape.rank
     axes, axis = _axes(ndim, axis)
 
-    @tf.custom_gradient
     def forward(x, gamma, beta, mean, variance):
         inv_std = tf.math.rsqrt(_broadcast(variance, ndim, axis) + epsilon)
-        centred = x - _broadcast(mean, ndim, axis)
-        xhat = centred * inv_std
+        xhat = (x - _broadcast(mean, ndim, axis)) * inv_std
         g = _broadcast(gamma, ndim, axis)
-        scale = g * inv_std
         y = g * xhat + _broadcast(beta, ndim, axis)
+        return y, (xhat, inv_std, g * inv_std)
 
-        def grad(dy):
-            dx = dy * scale
-            dgamma = tf.reduce_sum(dy * xhat, axes)
-            dbeta = tf.reduce_sum(dy, axes)
-            dmean = -tf.reduce_sum(dx, axes)
-            dvariance = -0.5 * tf.reduce_sum(dx * xhat * inv_std, axes)
-            return dx, dgamma, dbeta, dmean, dvariance
+    def backward(dy, saved):
+        xhat, inv_std, scale = saved
+        dx = dy * scale
+        dgamma = tf.reduce_sum(dy * xhat, axes)
+        dbeta = tf.reduce_sum(dy, axes)
+        dmean = -tf.reduce_sum(dx, axes)
+        dvariance = -0.5 * tf.reduce_sum(dx * xhat * inv_std, axes)
+        return dx, dgamma, dbeta, dmean, dvariance
 
-        return y, grad
-
-    return forward(x, gamma, beta, mean, variance)
-
+    return hand_written_op(forward, backward, x, gamma, beta, mean, variance)

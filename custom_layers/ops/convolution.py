@@ -35,11 +35,11 @@ from custom_layers.ops.convolution_backward import (
 from custom_layers.ops.custom_op import (
     IntOrPair,
     accumulation_dtype,
+    hand_written_op,
     dilate,
     normalize_activation,
     normalize_impl,
     numpy_op,
-    weighted_op,
 )
 from custom_layers.ops.shapes import (
     crop_hw,
@@ -219,9 +219,7 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
         db = None if bias is None else tf.cast(db, bias.dtype)
         return dx, dw, db
 
-    return weighted_op(forward, backward, bias is not None)(
-        *[t for t in (x, kernel, bias) if t is not None]
-    )
+    return hand_written_op(forward, backward, x, kernel, bias)
 
 
 def _conv2d_numpy(x, kernel, bias, strides, padding):

@@ -22,6 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from custom_layers.ops.custom_op import hand_written_op
+
 # ----------------------------------------------------------------------------
 # NumPy reference
 # ----------------------------------------------------------------------------
@@ -78,19 +80,22 @@ def _check(labels: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
     return labels
 
 
-def _loss_op(forward, backward, mean: bool):
+def _loss_op(forward, backward, mean: bool, output: tf.Tensor) -> tf.Tensor:
     """A loss op from ``forward(out) -> (per_example (N,), saved)`` and
     ``backward(saved) -> d Σ per_example / d out``; ``mean`` returns the batch mean."""
 
-    @tf.custom_gradient
-    def op(output):
+    def loss_forward(output):
         per_example, saved = forward(output)
         if not mean:
-            return per_example, lambda d: backward(saved) * d[:, None]
+            return per_example, (saved, None)
         count = tf.cast(tf.shape(per_example)[0], output.dtype)
-        return tf.reduce_sum(per_example) / count, lambda d: backward(saved) * (d / count)
+        return tf.reduce_sum(per_example) / count, (saved, count)
 
-    return op
+    def loss_backward(d, saved):
+        saved, count = saved
+        return (backward(saved) * (d[:, None] if count is None else d / count),)
+
+    return hand_written_op(loss_forward, loss_backward, output)
 
 
 def sparse_softmax_cross_entropy(labels: tf.Tensor, logits: tf.Tensor,
@@ -108,7 +113,7 @@ def sparse_softmax_cross_entropy(labels: tf.Tensor, logits: tf.Tensor,
         log_probs = shifted - tf.math.log(tf.reduce_sum(tf.exp(shifted), -1, keepdims=True))
         return -tf.reduce_sum(log_probs * onehot, -1), log_probs
 
-    return _loss_op(forward, lambda log_probs: tf.exp(log_probs) - onehot, mean)(logits)
+    return _loss_op(forward, lambda log_probs: tf.exp(log_probs) - onehot, mean, logits)
 
 
 def sparse_probability_cross_entropy(labels: tf.Tensor, probs: tf.Tensor,
@@ -134,4 +139,4 @@ def sparse_probability_cross_entropy(labels: tf.Tensor, probs: tf.Tensor,
         total, picked, inside = saved
         return inside * (1.0 / total - onehot / picked)
 
-    return _loss_op(forward, backward, mean)(probs)
+    return _loss_op(forward, backward, mean, probs)

@@ -1,7 +1,7 @@
 """What every hand-written TF op is built from: argument rules, dtypes, wrappers.
 
-* ``weighted_op`` wraps a layer's forward/backward pair as a
-  ``tf.custom_gradient`` op over (x, kernel[, bias]).
+* ``hand_written_op`` runs a forward/backward pair as a ``tf.custom_gradient``
+  op: the one way every op here gets its gradient.
 * ``numpy_op`` runs a NumPy reference pair through ``tf.numpy_function``
   (``impl="numpy"``).
 * ``dilate`` spreads a tensor by a stride: the step shared by every backward
@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -62,29 +62,47 @@ def dilate(t: tf.Tensor, strides: Tuple[int, int]) -> tf.Tensor:
     return t[:, : (h - 1) * sh + 1, : (w - 1) * sw + 1, :]
 
 
-def weighted_op(forward: Callable, backward: Callable, has_bias: bool) -> Callable:
-    """Wraps forward/backward of a layer with weights as a custom-gradient op.
+Forward = Callable[..., Tuple[Any, Any]]
+Backward = Callable[[Any, Any], Sequence[Any]]
 
-    ``forward(x, kernel, bias_or_None) -> (y, saved)``;
-    ``backward(dy, saved) -> (dx, dkernel, dbias_or_None)``. The op takes
-    (x, kernel, bias) or (x, kernel) positionally (keyword calls skip the
-    custom gradient in eager mode) and returns one gradient per input.
+
+def hand_written_op(forward: Forward, backward: Backward, *inputs: Optional[tf.Tensor]):
+    """Runs ``forward`` as a TensorFlow op whose gradient is ``backward``: the one
+    contract every op of this package follows.
+
+    Args:
+        forward: ``forward(*inputs) -> (outputs, saved)``; outputs a tensor or
+            a tuple of tensors, saved whatever the backward needs.
+        backward: ``backward(dy, saved) -> gradients``, one per input (in
+            order; None for an absent input); dy is a tuple when outputs is.
+        *inputs: the differentiable inputs. None stands for an absent optional
+            input (a bias): forward sees None and its gradient is dropped.
+            What is not differentiated (masks, labels, static geometry) is
+            captured by forward and backward instead.
+
+    Returns:
+        forward's outputs, with ``backward`` as their gradient.
     """
-    if has_bias:
+    present = [i for i, t in enumerate(inputs) if t is not None]
 
-        @tf.custom_gradient
-        def op(x, kernel, bias):
-            y, saved = forward(x, kernel, bias)
-            return y, lambda dy: backward(dy, saved)
+    @tf.custom_gradient
+    def op(*tensors):
+        full = [None] * len(inputs)
+        for i, t in zip(present, tensors):
+            full[i] = t
+        outputs, saved = forward(*full)
 
-    else:
+        def grad(*dys):
+            grads = backward(dys[0] if len(dys) == 1 else dys, saved)
+            if len(grads) != len(inputs):
+                raise ValueError(f"{getattr(backward, '__qualname__', backward)} returned "
+                                 f"{len(grads)} gradients for {len(inputs)} inputs")
+            return [grads[i] for i in present]
 
-        @tf.custom_gradient
-        def op(x, kernel):
-            y, saved = forward(x, kernel, None)
-            return y, lambda dy: backward(dy, saved)[:2]
+        return outputs, grad
 
-    return op
+    # Positional tensors: a keyword call would skip the custom gradient.
+    return op(*[inputs[i] for i in present])
 
 
 def np_compute_dtype(dtype) -> np.dtype:
@@ -115,22 +133,18 @@ def numpy_op(name: str, np_forward: Callable, np_backward: Callable, out_shape,
         grads = [g for g, keep in zip(grads, optional_mask) if keep]
         return [np.asarray(g).astype(t.dtype.as_numpy_dtype) for g, t in zip(grads, present)]
 
-    @tf.custom_gradient
-    def op(*tensors):
+    def forward(*tensors):
         y = tf.numpy_function(np_fwd, list(tensors), x_dtype, stateful=False, name=name)
         y.set_shape(out_shape)
+        return y, tensors
 
-        def grad(dy):
-            grads = tf.numpy_function(
-                np_bwd, [dy, *tensors], [t.dtype for t in tensors], stateful=False,
-                name=name + "_grad",
-            )
-            if isinstance(grads, tf.Tensor):  # a one-element Tout comes back bare
-                grads = [grads]
-            for g, t in zip(grads, tensors):
-                g.set_shape(t.shape)
-            return grads
+    def backward(dy, tensors):
+        grads = tf.numpy_function(np_bwd, [dy, *tensors], [t.dtype for t in tensors],
+                                  stateful=False, name=name + "_grad")
+        if isinstance(grads, tf.Tensor):  # a one-element Tout comes back bare
+            grads = [grads]
+        for g, t in zip(grads, tensors):
+            g.set_shape(t.shape)
+        return grads
 
-        return y, grad
-
-    return op(*present)
+    return hand_written_op(forward, backward, *present)

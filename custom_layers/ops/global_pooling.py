@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from custom_layers.ops.custom_op import hand_written_op
+
 # --------------------------------------------------------------------------- NumPy reference
 
 def global_pool_forward(x, kind: str, axes=(1, 2)):
@@ -33,28 +35,27 @@ def global_pool_backward(dout, cache):
 
 def global_avg_pool(x: tf.Tensor, axes=(1, 2)) -> tf.Tensor:
     """Mean over ``axes`` with keepdims; dx = dy / cells at every cell."""
-    @tf.custom_gradient
     def forward(x):
-        cells = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), list(axes))), x.dtype)
+        shape = tf.shape(x)
+        cells = tf.cast(tf.reduce_prod(tf.gather(shape, list(axes))), x.dtype)
+        return tf.reduce_mean(x, axes, keepdims=True), (shape, cells)
 
-        def grad(dy):
-            return tf.broadcast_to(dy / cells, tf.shape(x))
+    def backward(dy, saved):
+        shape, cells = saved
+        return (tf.broadcast_to(dy / cells, shape),)
 
-        return tf.reduce_mean(x, axes, keepdims=True), grad
-
-    return forward(x)
+    return hand_written_op(forward, backward, x)
 
 
 def global_max_pool(x: tf.Tensor, axes=(1, 2)) -> tf.Tensor:
     """Maximum over ``axes`` with keepdims; dy split evenly among the tied maxima."""
-    @tf.custom_gradient
     def forward(x):
         y = tf.reduce_max(x, axes, keepdims=True)
+        return y, (x, y)
 
-        def grad(dy):
-            winners = tf.cast(tf.equal(x, y), dy.dtype)
-            return winners * dy / tf.reduce_sum(winners, axes, keepdims=True)
+    def backward(dy, saved):
+        x, y = saved
+        winners = tf.cast(tf.equal(x, y), dy.dtype)
+        return (winners * dy / tf.reduce_sum(winners, axes, keepdims=True),)
 
-        return y, grad
-
-    return forward(x)
+    return hand_written_op(forward, backward, x)

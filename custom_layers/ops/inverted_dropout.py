@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from custom_layers.ops.custom_op import hand_written_op
+
 
 def dropout_forward(x: np.ndarray, keep: np.ndarray, rate: float):
     """x any shape, keep a boolean array broadcastable to it; returns out, cache."""
@@ -28,14 +30,10 @@ def dropout(x: tf.Tensor, keep: tf.Tensor, rate: float) -> tf.Tensor:
     """``where(keep, x / (1 - rate), 0)`` with the hand-written backward (same mask, same scale)."""
     scale = 1.0 / (1.0 - rate)
 
-    @tf.custom_gradient
     def forward(x):
-        factor = tf.constant(scale, x.dtype)
-        zero = tf.zeros([], x.dtype)
+        return tf.where(keep, x * tf.constant(scale, x.dtype), tf.zeros([], x.dtype)), None
 
-        def grad(dy):
-            return tf.where(keep, dy * factor, zero)
+    def backward(dy, _):
+        return (tf.where(keep, dy * tf.constant(scale, dy.dtype), tf.zeros([], dy.dtype)),)
 
-        return tf.where(keep, x * factor, zero), grad
-
-    return forward(x)
+    return hand_written_op(forward, backward, x)

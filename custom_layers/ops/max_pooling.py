@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.ops.custom_op import IntOrPair, dilate, normalize_impl, numpy_op
+from custom_layers.ops.custom_op import IntOrPair, dilate, hand_written_op, normalize_impl, numpy_op
 from custom_layers.ops.shapes import (
     Pads,
     crop_hw,
@@ -235,13 +235,12 @@ def max_pool2d(
                         lambda xa: max_pool2d_forward(xa, pool_size, strides, padding)[0],
                         backward, out_shape, [x], [True])
 
-    @tf.custom_gradient
-    def pool(x):
+    def forward(x):
         y = tf.nn.max_pool2d(x, list(pool_size), list(strides), padding.upper())
+        return y, (x, y)
 
-        def grad(dy):
-            return max_pool2d_input_grad(x, y, dy, pool_size, strides, pads)
+    def backward(dy, saved):
+        x, y = saved
+        return (max_pool2d_input_grad(x, y, dy, pool_size, strides, pads),)
 
-        return y, grad
-
-    return pool(x)
+    return hand_written_op(forward, backward, x)
