@@ -111,18 +111,60 @@ def test_bad_inputs_name_the_layer_and_shapes():
         dense(tf.zeros([1, 5]))
 
 
-@pytest.mark.parametrize("custom_cls,stock_cls,kwargs,shape", STOCK_PAIRS)
-def test_integer_inputs_give_the_float_result_not_zeros(custom_cls, stock_cls, kwargs, shape):
-    values = np.random.default_rng(1).integers(0, 255, size=shape)
+EVERY_LAYER = [
+    (custom_layers.Conv2D, dict(filters=2, kernel_size=3, padding="same"), (1, 5, 6, 2)),
+    (custom_layers.DepthwiseConv2D, dict(kernel_size=3, depth_multiplier=2), (1, 5, 6, 2)),
+    (custom_layers.Dense, dict(units=3), (2, 4)),
+    (custom_layers.MaxPooling2D, dict(pool_size=2), (1, 4, 6, 2)),
+    (custom_layers.AveragePooling2D, dict(pool_size=2, data_format="channels_first"), (1, 2, 4, 6)),
+    (custom_layers.GlobalAveragePooling2D, {}, (2, 3, 4, 2)),
+    (custom_layers.GlobalMaxPooling2D, dict(keepdims=True), (2, 3, 4, 2)),
+    (custom_layers.BatchNormalization, {}, (4, 3)),
+    (custom_layers.Dropout, dict(rate=0.5), (2, 6)),
+    (custom_layers.ReLU, {}, (2, 6)),
+]
+
+
+@pytest.mark.parametrize("custom_cls,kwargs,shape", EVERY_LAYER)
+def test_integer_inputs_give_the_float_result_not_zeros(custom_cls, kwargs, shape):
+    values = np.random.default_rng(1).integers(-100, 255, size=shape)
     layer = custom_cls(**kwargs)
     expected = layer(tf.constant(values, tf.float32)).numpy()
     for dtype in (tf.int32, tf.uint8, tf.int64):
-        result = layer(tf.constant(values, dtype))
+        result = layer(tf.constant(values.clip(0) if dtype == tf.uint8 else values, dtype))
         assert result.dtype == tf.float32
-        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-6)
+        if dtype != tf.uint8:
+            np.testing.assert_allclose(result.numpy(), expected, rtol=1e-6)
     assert np.abs(expected).max() > 0
     with pytest.raises(ValueError, match=r"takes real-valued inputs.*complex64"):
         layer(tf.constant(values, tf.complex64))
+
+
+def test_integer_mean_is_not_truncated():
+    x = tf.constant(np.array([1, 2, 2, 2]).reshape(1, 2, 2, 1), tf.int32)
+    for layer in (custom_layers.GlobalAveragePooling2D(), keras.layers.GlobalAveragePooling2D()):
+        np.testing.assert_allclose(layer(x).numpy(), [[1.75]])
+    np.testing.assert_allclose(custom_layers.AveragePooling2D(2)(x).numpy().ravel(), [1.75])
+
+
+@pytest.mark.parametrize("module", [
+    "conv2d", "depthwise_conv2d", "dense", "max_pooling2d", "average_pooling2d",
+    "global_average_pooling2d", "global_max_pooling2d", "batch_normalization", "dropout", "relu"])
+def test_every_layer_has_the_docstring_skeleton_and_its_example_runs(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"custom_layers.layers.{module}")
+    classes = {v for v in vars(mod).values()
+               if isinstance(v, type) and v.__module__ == mod.__name__}  # aliases count once
+    assert len(classes) == 1
+    doc = classes.pop().__doc__
+    for part in ("Args:", "Input shape:", "Output shape:", "Example:", ">>> "):
+        assert part in doc, (module, part)
+    globs = {"tf": tf, "keras": keras, **vars(mod)}
+    failures, tried = doctest.testmod(mod, globs=globs, optionflags=doctest.NORMALIZE_WHITESPACE,
+                                      verbose=False, report=True)[:2]
+    assert tried >= 1 and failures == 0
 
 
 class SubclassedNet(keras.Model):

@@ -1,8 +1,8 @@
-"""What the custom layers share: input casting and refusing LoRA."""
+"""What every layer twin shares: input casting, the channels_first transpose, refusing LoRA."""
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 import keras
 import tensorflow as tf
@@ -15,11 +15,8 @@ def refuse_lora(layer_name: str, kwargs: Dict[str, Any]) -> None:
                          f"Received: lora_rank={kwargs['lora_rank']!r}")
 
 
-def cast_real_inputs(layer: keras.layers.Layer, inputs) -> tf.Tensor:
-    """Inputs in ``layer``'s compute dtype: floats and integers (e.g. raw pixels) are cast.
-
-    Integers must not reach the ops as they are: the weights would be cast
-    to int and the result silently truncated to zeros.
+def real_inputs(layer: keras.layers.Layer, inputs) -> tf.Tensor:
+    """``inputs`` as a tensor of floats, integers or bools.
 
     Raises:
         ValueError: for complex or string inputs, naming the layer.
@@ -28,6 +25,31 @@ def cast_real_inputs(layer: keras.layers.Layer, inputs) -> tf.Tensor:
     if not (inputs.dtype.is_floating or inputs.dtype.is_integer or inputs.dtype == tf.bool):
         raise ValueError(f"{layer.__class__.__name__} '{layer.name}' takes real-valued inputs "
                          f"(float, int or bool). Received: inputs.dtype={inputs.dtype.name}")
+    return inputs
+
+
+def cast_real_inputs(layer: keras.layers.Layer, inputs) -> tf.Tensor:
+    """Inputs in ``layer``'s compute dtype: floats and integers (e.g. raw pixels) are cast.
+
+    Integers must not reach the ops as they are: the weights would be cast
+    to int and the result silently truncated (a mean of [1, 2, 2, 2] to 1).
+
+    Raises:
+        ValueError: for complex or string inputs, naming the layer.
+    """
+    inputs = real_inputs(layer, inputs)
     if inputs.dtype != layer.compute_dtype:
         inputs = tf.cast(inputs, layer.compute_dtype)
     return inputs
+
+
+def in_channels_last(layer: keras.layers.Layer, op: Callable[[tf.Tensor], tf.Tensor],
+                     x: tf.Tensor) -> tf.Tensor:
+    """``op`` (an NHWC -> NHWC function) applied to x in ``layer.data_format``.
+
+    channels_first inputs are transposed to NHWC and back: TensorFlow's CPU
+    convolutions and poolings are NHWC-only (stock Keras transposes too).
+    """
+    if getattr(layer, "data_format", "channels_last") != "channels_first":
+        return op(x)
+    return tf.transpose(op(tf.transpose(x, [0, 2, 3, 1])), [0, 3, 1, 2])

@@ -8,8 +8,8 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
+from custom_layers.layers.base import cast_real_inputs, in_channels_last, refuse_lora
 from custom_layers.ops.custom_op import normalize_impl
-from custom_layers.layers.base import cast_real_inputs, refuse_lora
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -25,13 +25,12 @@ class Conv2D(keras.layers.Conv2D):
       (zeros between taps), so dx and dw follow the same full-convolution
       identities; dw is read back at the taps.
     - ``groups`` > 1: one op per group of channels, outputs concatenated.
-    - channels_first: transposed to NHWC around the op (TensorFlow's CPU
-      convolution is NHWC-only; stock Keras transposes too).
 
     The kernel is read in its own dtype (no autocast), so under mixed precision
     dw and db accumulate in float32. ReLU is fused into the op with a
-    hand-written gradient; other activations keep Keras's autodiff. LoRA and
-    quantization raise a ValueError.
+    hand-written gradient; other activations keep Keras's autodiff. Integer
+    inputs are cast to the compute dtype. LoRA and quantization raise a
+    ValueError.
 
     Args:
         filters, kernel_size, strides, padding, data_format, dilation_rate,
@@ -65,25 +64,23 @@ class Conv2D(keras.layers.Conv2D):
         raise ValueError("custom_layers.Conv2D has no hand-written LoRA backward")
 
     def call(self, inputs):
-        x = cast_real_inputs(self, inputs)
-        channels_first = self.data_format == "channels_first"
-        if channels_first:
-            x = tf.transpose(x, [0, 2, 3, 1])
         kernel = ops.spread_kernel(tf.convert_to_tensor(self.kernel), self.dilation_rate)
         bias = tf.convert_to_tensor(self.bias) if self.use_bias else None
         relu = self.activation is keras.activations.relu
-        conv = lambda x_, k_, b_: ops.conv2d(  # noqa: E731
-            x_, k_, b_, strides=self.strides, padding=self.padding,
-            activation="relu" if relu else None, impl=self.impl)
-        if self.groups == 1:
-            y = conv(x, kernel, bias)
-        else:
+
+        def conv(x, k, b):
+            return ops.conv2d(x, k, b, strides=self.strides, padding=self.padding,
+                              activation="relu" if relu else None, impl=self.impl)
+
+        def nhwc(x):
+            if self.groups == 1:
+                return conv(x, kernel, bias)
             xs = tf.split(x, self.groups, axis=-1)
             ks = tf.split(kernel, self.groups, axis=-1)
             bs = tf.split(bias, self.groups) if bias is not None else [None] * self.groups
-            y = tf.concat([conv(*args) for args in zip(xs, ks, bs)], axis=-1)
-        if channels_first:
-            y = tf.transpose(y, [0, 3, 1, 2])
+            return tf.concat([conv(*args) for args in zip(xs, ks, bs)], axis=-1)
+
+        y = in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
         return y if relu or self.activation is None else self.activation(y)
 
     def get_config(self) -> Dict[str, Any]:

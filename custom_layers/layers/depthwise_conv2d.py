@@ -1,4 +1,4 @@
-"""DepthwiseConv2D with a hand-written backward (``custom_layers.ops.depthwise_convolution``)."""
+"""``DepthwiseConv2D``: drop-in for ``keras.layers.DepthwiseConv2D`` with a hand-written backward."""
 
 from __future__ import annotations
 
@@ -6,22 +6,36 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.ops import depthwise_convolution as depthwise
-from custom_layers.layers.base import cast_real_inputs
+from custom_layers.layers.base import cast_real_inputs, in_channels_last
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
 class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
-    """Drop-in twin of ``keras.layers.DepthwiseConv2D``; only ``call``'s maths is replaced.
+    """Depthwise convolution whose gradient is ``custom_layers.ops.depthwise_conv2d``'s.
 
-    Arguments, validation, weights and config are Keras's own. The kernel is
-    read in its own dtype (no autocast), so under mixed precision dw and db
-    accumulate in float32. ReLU runs as the hand-written ``ops.relu``; other
-    activations keep Keras's autodiff. channels_first inputs are transposed to
-    NHWC around the op (TensorFlow's CPU kernels are NHWC-only anyway).
+    A subclass of the stock layer: arguments, their checks, weights
+    (``kernel`` (KH, KW, C, M), then ``bias`` (C·M,)), ``built`` and
+    ``get_config`` are Keras's own; ``call`` hands the maths to the op. The
+    kernel is read in its own dtype (no autocast), so under mixed precision dw
+    and db accumulate in float32. ReLU runs as the hand-written ``ops.relu``;
+    other activations keep Keras's autodiff. Integer inputs are cast to the
+    compute dtype.
 
-    Input shape: (N, H, W, C), or (N, C, H, W) with channels_first.
-    Output shape: (N, HO, WO, C·depth_multiplier), or channels first.
+    Args:
+        kernel_size, strides, padding, depth_multiplier, data_format,
+        dilation_rate, activation, use_bias, depthwise_*/bias_*: as in Keras
+            (strides and dilation_rate not both above 1).
+
+    Input shape:
+        (N, H, W, C), or (N, C, H, W) with channels_first; H and W known.
+
+    Output shape:
+        (N, HO, WO, C·M), or (N, C·M, HO, WO) with channels_first.
+
+    Example:
+
+    >>> DepthwiseConv2D(3, depth_multiplier=2)(tf.zeros([1, 8, 8, 4])).shape
+    TensorShape([1, 6, 6, 8])
     """
 
     def __init__(self, *args, **kwargs):
@@ -33,17 +47,14 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
         self._autocast = False
 
     def call(self, inputs):
-        x = cast_real_inputs(self, inputs)
-        channels_first = self.data_format == "channels_first"
-        if channels_first:
-            x = tf.transpose(x, [0, 2, 3, 1])
-        y = depthwise.depthwise_conv2d(
-            x, tf.convert_to_tensor(self.kernel),
-            tf.convert_to_tensor(self.bias) if self.use_bias else None,
-            strides=tuple(self.strides), padding=self.padding,
-            dilation=tuple(self.dilation_rate))
-        if channels_first:
-            y = tf.transpose(y, [0, 3, 1, 2])
+        kernel = tf.convert_to_tensor(self.kernel)
+        bias = tf.convert_to_tensor(self.bias) if self.use_bias else None
+
+        def nhwc(x):
+            return ops.depthwise_conv2d(x, kernel, bias, strides=tuple(self.strides),
+                                        padding=self.padding, dilation=tuple(self.dilation_rate))
+
+        y = in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
         if self.activation is keras.activations.relu:
             return ops.relu(y)
         return self.activation(y)

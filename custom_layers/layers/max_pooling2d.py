@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any, Dict
 
 import keras
-import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.ops.custom_op import normalize_impl
-from custom_layers.layers.base import cast_real_inputs
+from custom_layers.layers.base import cast_real_inputs, in_channels_last
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -18,8 +17,8 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
 
     A subclass of the stock layer: arguments, their checks, ``built``,
     ``compute_output_shape`` and ``get_config`` are Keras's own; ``call``
-    hands the maths to ``custom_layers.ops.max_pool2d``. channels_first
-    inputs are transposed to NHWC around the op.
+    hands the maths to ``custom_layers.ops.max_pool2d``. Integer inputs are
+    cast to the compute dtype.
 
     Args:
         pool_size, strides, padding, data_format: as in Keras (windows may
@@ -47,12 +46,11 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
         self.supports_jit = self.impl == "tf"
 
     def call(self, inputs):
-        channels_first = self.data_format == "channels_first"
-        x = cast_real_inputs(self, inputs)
-        x = tf.transpose(x, [0, 2, 3, 1]) if channels_first else x
-        y = ops.max_pool2d(x, pool_size=self.pool_size, strides=self.strides,
-                           padding=self.padding, impl=self.impl)
-        return tf.transpose(y, [0, 3, 1, 2]) if channels_first else y
+        def nhwc(x):
+            return ops.max_pool2d(x, pool_size=self.pool_size, strides=self.strides,
+                                  padding=self.padding, impl=self.impl)
+
+        return in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
 
     def get_config(self) -> Dict[str, Any]:
         return {**super().get_config(), "impl": self.impl}
