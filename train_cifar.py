@@ -29,11 +29,11 @@ def define_flags() -> None:
 
 def run(flags_obj: flags.FlagValues) -> Dict[str, Any]:
     """Trains (or evaluates) as the flags say; returns the metrics."""
+    run_config = config.from_flags(config.CIFAR10, flags_obj, config.CIFAR10_MODEL_PRESETS).validate()
     # Deferred: --help and flag errors answer before TensorFlow loads.
     from datasets.cifar10 import load_cifar10
     from training import trainer
 
-    run_config = config.from_flags(config.CIFAR10, flags_obj, config.CIFAR10_MODEL_PRESETS)
     return trainer.run(run_config, load_cifar10)
 
 

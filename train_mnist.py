@@ -24,11 +24,11 @@ def define_flags() -> None:
 
 def run(flags_obj: flags.FlagValues) -> Dict[str, Any]:
     """Trains (or evaluates) as the flags say; returns the metrics."""
+    run_config = config.from_flags(config.MNIST, flags_obj, config.MNIST_MODEL_PRESETS).validate()
     # Deferred: --help and flag errors answer before TensorFlow loads.
     from datasets import load_mnist
     from training import trainer
 
-    run_config = config.from_flags(config.MNIST, flags_obj, config.MNIST_MODEL_PRESETS)
     return trainer.run(run_config, load_mnist)
 
 

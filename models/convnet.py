@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
+import importlib
 from typing import Sequence, Union
 
 import keras
 
+from models import registry
 from models.layer_kinds import LayerSet, as_layer_set
-from models.resnet import build_resnet
 
 
 def build_convnet(
@@ -76,13 +76,12 @@ def build_three_layer(
     return keras.Model(inputs, outputs, name=name)
 
 
-MODEL_BUILDERS = {"convnet": build_convnet, "three_layer": build_three_layer,
-                  **{f"resnet{depth}": functools.partial(build_resnet, depth=depth)
-                     for depth in (20, 32, 56)}}
-
-
 def build_model(model: str, **kwargs) -> keras.Model:
-    """Builds ``model`` (a ``MODEL_BUILDERS`` key) with the builder's kwargs."""
-    if model not in MODEL_BUILDERS:
-        raise ValueError(f"model must be one of {tuple(MODEL_BUILDERS)}. Received: {model!r}")
-    return MODEL_BUILDERS[model](**kwargs)
+    """Builds ``model`` (a ``models.registry.MODELS`` name) with the builder's kwargs.
+
+    Raises:
+        ValueError: for an unknown name, or a builder's own argument check.
+    """
+    spec = registry.spec(model)
+    module, function = spec.builder.split(":")
+    return getattr(importlib.import_module(module), function)(**dict(spec.kwargs), **kwargs)

@@ -8,8 +8,7 @@ from typing import NamedTuple, Union
 import keras
 
 import custom_layers
-
-LAYER_KINDS = ("custom", "keras")
+from models.registry import LAYER_KINDS
 
 
 class LayerSet(NamedTuple):

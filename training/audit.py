@@ -2,8 +2,9 @@
 
 Every ``--audit_every`` steps, one training batch goes through the custom
 model and through a stock-Keras twin holding the same weights; the weight
-gradients of the same loss are compared per layer and weight. The largest
-normwise relative difference ``max|ours - stock| / max|stock|`` goes to
+gradients of the same loss are compared per layer and weight. The
+normwise relative difference (``custom_layers.gradcheck.rel_error``:
+``max|ours - stock| / max(|ours|, |stock|)``) goes to
 TensorBoard as ``gradient_audit/<layer>/<weight>``, and a warning names any
 weight above the tolerance.
 """
@@ -14,11 +15,11 @@ import time
 from typing import Dict, Iterator, List
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 import custom_layers
+from custom_layers.gradcheck import rel_error
 
 # float32 gradients of the same maths in another order differ by ~1e-6; a
 # wrong backward differs by O(1). Mixed precision computes in float16.
@@ -58,10 +59,8 @@ class GradientAudit(keras.callbacks.Callback):
         ours, theirs = self._ours(images, labels), self._theirs(images, labels)
         differences = {}
         for variable, a, b in zip(self.model.trainable_variables, ours, theirs):
-            a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-            scale = np.max(np.abs(b), initial=0.0)
             name = "/".join(variable.path.split("/")[-2:])  # layer/weight, without the model's name
-            differences[name] = float(np.max(np.abs(a - b), initial=0.0) / scale) if scale else 0.0
+            differences[name] = rel_error(a, b)
         tolerance = TOLERANCE.get(self.model.compute_dtype, TOLERANCE["float32"])
         worst = max(differences, key=differences.get)
         self.largest = max(self.largest, differences[worst])

@@ -10,13 +10,15 @@ from typing import Any, Dict, Optional
 
 from absl import flags
 
+from models import registry
+from training.errors import UsageError
 
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine", "step")
 MODES = ("train", "eval")
-RESNETS = ("resnet20", "resnet32", "resnet56")
-MODELS = ("convnet", "three_layer") + RESNETS
+MODELS = registry.MODEL_NAMES
+RESNETS = registry.names_in_family("resnet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +62,33 @@ class TrainConfig:
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def validate(self) -> "TrainConfig":
+        """Checks the flags that cannot work together; returns self.
+
+        (Each flag's own range is checked by its absl validator.)
+
+        Raises:
+            UsageError: naming the flags and why.
+        """
+        spec = registry.spec(self.model)
+        if not spec.has_dropout and self.dropout_rate:
+            raise UsageError(f"--model={self.model} has no dropout; --dropout_rate must be 0")
+        if self.impl != "tf" and not spec.numpy_backward:
+            raise UsageError(f"--model={self.model} needs --impl=tf (batch normalization has "
+                             "no NumPy-backed layer)")
+        if self.audit_every and self.layers != "custom":
+            raise UsageError("--audit_every checks the custom layers' gradients; "
+                             "it needs --layers=custom")
+        if self.impl == "numpy":
+            for conflict, present in (("--layers=keras", self.layers != "custom"),
+                                      ("--jit_compile", self.jit_compile),
+                                      ("--export_savedmodel", self.export_savedmodel)):
+                if present:
+                    raise UsageError(f"--impl=numpy cannot be combined with {conflict} (the "
+                                     "NumPy backward runs through tf.numpy_function: custom "
+                                     "layers only, no XLA, no SavedModel)")
+        return self
+
 
 # Upper bounds for counts: far beyond any real run, low enough that no
 # TensorFlow int32/int64 counter or seed overflows later in the run.
@@ -92,9 +121,9 @@ def define_flags(base: TrainConfig) -> None:
     flags.DEFINE_float("weight_decay", base.weight_decay,
                        "Decoupled weight decay of kernels (w -= lr * weight_decay * w per step, "
                        "as Keras optimizers apply it); biases and batch-norm weights are exempt.")
-    flags.DEFINE_enum("layers", base.layers, ("custom", "keras"),
+    flags.DEFINE_enum("layers", base.layers, registry.LAYER_KINDS,
                       "custom: hand-written gradients; keras: stock layers.")
-    flags.DEFINE_enum("impl", base.impl, ("tf", "numpy"),
+    flags.DEFINE_enum("impl", base.impl, registry.IMPLS,
                       "Backward of the custom layers: tf (TensorFlow ops) or numpy (the NumPy "
                       "reference through tf.numpy_function: the textbook maths, CPU only, slow).")
     flags.DEFINE_enum("model", base.model, MODELS,

@@ -32,7 +32,7 @@ from datasets import pipeline
 from datasets.splits import Dataset, SplitError
 from training import audit, checkpoints, distribute, outputs
 from training.callbacks import ProgressLogger, StopSignals, mark_session_start
-from training.config import RESNETS, TrainConfig
+from training.config import TrainConfig
 from training.errors import CheckpointError, Interrupted, UsageError
 from training.optimizers import make_optimizer
 from training.run_folder import RunFolder, history_up_to
@@ -57,7 +57,7 @@ def run(config: TrainConfig, load_data: LoadData) -> Dict[str, Any]:
         Interrupted: SIGINT/SIGTERM arrived; a checkpoint was saved first.
         StrategyError: the strategy cannot run here.
     """
-    check_flag_combinations(config)
+    config.validate()
     if config.num_cpu_devices > 1:
         distribute.configure_cpu_devices(config.num_cpu_devices)
     strategy = distribute.make_strategy(config.distribution_strategy)
@@ -75,26 +75,6 @@ def run(config: TrainConfig, load_data: LoadData) -> Dict[str, Any]:
             return _train(config, data, strategy, folder, model_dir, chief)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-
-
-def check_flag_combinations(config: TrainConfig) -> None:
-    """Raises UsageError for flags that cannot work together."""
-    if config.model in RESNETS:
-        if config.dropout_rate:
-            raise UsageError(f"--model={config.model} has no dropout; --dropout_rate must be 0")
-        if config.impl != "tf":
-            raise UsageError(f"--model={config.model} needs --impl=tf (batch normalization has "
-                             "no NumPy-backed layer)")
-    if config.audit_every and config.layers != "custom":
-        raise UsageError("--audit_every checks the custom layers' gradients; it needs --layers=custom")
-    if config.impl == "numpy":
-        for conflict, present in (("--layers=keras", config.layers != "custom"),
-                                  ("--jit_compile", config.jit_compile),
-                                  ("--export_savedmodel", config.export_savedmodel)):
-            if present:
-                raise UsageError(f"--impl=numpy cannot be combined with {conflict} (the NumPy "
-                                 "backward runs through tf.numpy_function: custom layers only, "
-                                 "no XLA, no SavedModel)")
 
 
 def _load_checked(config: TrainConfig, load_data: LoadData, replicas: int) -> Dataset:
