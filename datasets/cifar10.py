@@ -34,6 +34,8 @@ PIXELS = 32 * 32 * 3
 # A batch pickle is ~31 MB; anything far larger is not CIFAR and is not read.
 MAX_MEMBER_BYTES = 64 << 20
 ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+# SHA-256 of the official archive (the hash Keras's own cifar10 loader checks).
+SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 
 HOW_TO_FIX = (
     f"Pass --data_dir pointing at the official {FOLDER}/ folder (data_batch_1..5, "
@@ -216,11 +218,10 @@ def _locate(data_dir: Optional[str]):
     cached = keras_cache(FOLDER)
     if os.path.isfile(os.path.join(cached, META)):
         return _folder_reader(cached), cached
-    path = download("CIFAR-10", FOLDER, ORIGIN, HOW_TO_FIX, extract=True)
-    for folder in (path, os.path.join(path, FOLDER)):
-        if os.path.isfile(os.path.join(folder, META)):
-            return _folder_reader(folder), folder
-    raise DataError(f"the CIFAR-10 download in {path} has no {META}. {HOW_TO_FIX}")
+    # The archive itself, checked against its hash, read by the same bounded
+    # reader as a local one (nothing is extracted to disk).
+    archive = download("CIFAR-10", ARCHIVE, ORIGIN, HOW_TO_FIX, file_hash=SHA256)
+    return _archive_reader(archive), archive
 
 
 def load_cifar10(data_dir: Optional[str] = None, validation_size: int = 5000,

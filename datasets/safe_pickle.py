@@ -157,7 +157,6 @@ for _module in ("numpy.core.numeric", "numpy._core.numeric"):
 _GLOBALS[("numpy", "ndarray")] = _Ndarray
 _GLOBALS[("numpy", "dtype")] = _DType
 _GLOBALS[("_codecs", "encode")] = _encode
-ALLOWED_GLOBALS = frozenset(_GLOBALS)
 
 
 class _AllowListUnpickler(pickle.Unpickler):

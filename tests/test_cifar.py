@@ -32,6 +32,31 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
+def test_download_is_checked_against_the_official_hash_and_read_bounded(tmp_path, monkeypatch):
+    import keras
+
+    from datasets import cifar10, location
+    monkeypatch.setattr(location, "KERAS_CACHE", str(tmp_path / "cache"))
+    archive = write_cifar_archive(tmp_path, cifar_members(per_batch=20))
+    asked = {}
+
+    def fake_get_file(fname, origin, **kwargs):
+        asked.update(fname=fname, origin=origin, **kwargs)
+        return archive
+
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    data = load_cifar10(None, validation_size=10)
+    assert asked == {"fname": cifar10.ARCHIVE, "origin": cifar10.ORIGIN, "file_hash": cifar10.SHA256}
+    assert len(data.test.labels) == 20
+
+    def corrupted(*args, **kwargs):  # what get_file raises on a hash mismatch
+        raise ValueError("Incomplete or corrupted file detected.")
+
+    monkeypatch.setattr(keras.utils, "get_file", corrupted)
+    with pytest.raises(DataError, match="download failed.*corrupted.*--data_dir"):
+        load_cifar10(None)
+
+
 @pytest.mark.parametrize("layout", ["folder", "parent", "archive"])
 def test_loads_every_official_layout(tmp_path, layout):
     members = cifar_members(per_batch=20)

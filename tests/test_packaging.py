@@ -1,6 +1,7 @@
 """`pip install .` gives a working custom_layers package outside this repository."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -9,9 +10,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_wheel_installs_the_layers_and_they_train(tmp_path):
-    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    wheel_dir, target, source = tmp_path / "wheel", tmp_path / "site", tmp_path / "source"
+    leftovers = [os.path.join(ROOT, name) for name in ("build", "custom_layers.egg-info")]
+    before = [os.path.exists(path) for path in leftovers]
+    # Built from a copy: setuptools leaves build/ and *.egg-info/ beside the sources.
+    os.makedirs(source)
+    shutil.copytree(os.path.join(ROOT, "custom_layers"), source / "custom_layers",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(ROOT, name), source)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "-q", "-w", str(wheel_dir), ROOT],
+                            "-q", "-w", str(wheel_dir), str(source)],
                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = wheel_dir.glob("custom_layers-*.whl")
@@ -38,3 +47,4 @@ def test_wheel_installs_the_layers_and_they_train(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "trained 2" in result.stdout
+    assert [os.path.exists(path) for path in leftovers] == before  # nothing left in the checkout
