@@ -6,7 +6,7 @@
     python train_cifar.py --model=resnet20
     tensorboard --logdir runs/
 
-Defaults (``training.config.CIFAR10``, see README): batch 128, Adam 1e-3 with
+Defaults (``training.config.CIFAR10``, see docs/training.md): batch 128, Adam 1e-3 with
 cosine decay over 18,000 steps (~51 epochs of the 45,000 training images),
 dropout 0.3, random crops and flips. ``--model=resnet20`` has its own preset
 (``training.config.CIFAR10_RESNET20``): flags given override it. Run with

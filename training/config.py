@@ -98,80 +98,106 @@ MAX_CPU_DEVICES = 64
 MAX_SEED = 2**31 - 1
 
 
-def _in_range(name: str, low: float, high: float, what: str) -> None:
+def _in_range(name: str, low: float, high: float, what: str,
+              flag_values: flags.FlagValues) -> None:
     flags.register_validator(
         name, lambda v: v is not None and low <= v <= high,
-        message=f"--{name} must be {what}",
-    )
+        message=f"--{name} must be {what}", flag_values=flag_values)
 
 
-def define_flags(base: TrainConfig) -> None:
-    """Defines every training flag with ``base``'s values (a preset) as defaults."""
+def define_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines every training flag in ``flag_values``, ``base``'s values (a preset) as defaults."""
     dataset = base.dataset
     flags.DEFINE_integer("steps", base.steps, "Training steps (batches) in total; "
-                         "a larger value continues a resumed run.")
-    flags.DEFINE_integer("batch_size", base.batch_size, "Examples per training step.")
-    flags.DEFINE_float("learning_rate", base.learning_rate, "Initial learning rate.")
-    flags.DEFINE_enum("optimizer", base.optimizer, OPTIMIZERS, "Optimizer.")
+                         "a larger value continues a resumed run.", flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", base.batch_size, "Examples per training step.",
+                         flag_values=flag_values)
+    flags.DEFINE_float("learning_rate", base.learning_rate, "Initial learning rate.",
+                       flag_values=flag_values)
+    flags.DEFINE_enum("optimizer", base.optimizer, OPTIMIZERS, "Optimizer.",
+                      flag_values=flag_values)
     flags.DEFINE_enum("lr_schedule", base.lr_schedule, LR_SCHEDULES,
-                      "constant; cosine decay to 0 over --steps; step: x0.1 at 50% and 75%.")
+                      "constant; cosine decay to 0 over --steps; step: x0.1 at 50% and 75%.",
+                      flag_values=flag_values)
     flags.DEFINE_integer("warmup_steps", base.warmup_steps,
                          "Linear warm-up from 0 to --learning_rate over the first N steps "
-                         "(cosine schedule only).")
+                         "(cosine schedule only).", flag_values=flag_values)
     flags.DEFINE_float("weight_decay", base.weight_decay,
                        "Decoupled weight decay of kernels (w -= lr * weight_decay * w per step, "
-                       "as Keras optimizers apply it); biases and batch-norm weights are exempt.")
+                       "as Keras optimizers apply it); biases and batch-norm weights are exempt.",
+                       flag_values=flag_values)
     flags.DEFINE_enum("layers", base.layers, registry.LAYER_KINDS,
-                      "custom: hand-written gradients; keras: stock layers.")
+                      "custom: hand-written gradients; keras: stock layers.",
+                      flag_values=flag_values)
     flags.DEFINE_enum("impl", base.impl, registry.IMPLS,
                       "Backward of the custom layers: tf (TensorFlow ops) or numpy (the NumPy "
-                      "reference through tf.numpy_function: the textbook maths, CPU only, slow).")
+                      "reference through tf.numpy_function: the textbook maths, CPU only, slow).",
+                      flag_values=flag_values)
     flags.DEFINE_enum("model", base.model, MODELS,
                       "Architecture. The ResNets (He et al. 2016, CIFAR version) bring their own "
-                      "preset of defaults where one exists (train_cifar.py: resnet20; see README).")
-    flags.DEFINE_float("dropout_rate", base.dropout_rate, "Dropout before the last layer, in [0, 1).")
+                      "preset of defaults where one exists (train_cifar.py: resnet20; see "
+                      "docs/training.md).",
+                      flag_values=flag_values)
+    flags.DEFINE_float("dropout_rate", base.dropout_rate,
+                       "Dropout before the last layer, in [0, 1).", flag_values=flag_values)
     flags.DEFINE_string("data_dir", base.data_dir,
-                        "Folder with the official data files; default: Keras cache, else download.")
+                        "Folder with the official data files; default: Keras cache, else download.",
+                        flag_values=flag_values)
     flags.DEFINE_string("model_dir", base.model_dir,
                         f"Checkpoints, logs and exports; default runs/{dataset}-<timestamp>. "
-                        "An existing one is resumed.")
-    flags.DEFINE_integer("eval_every", base.eval_every, "Validate and checkpoint every N steps.")
-    flags.DEFINE_integer("log_every", base.log_every, "Log progress every N steps.")
-    flags.DEFINE_enum("mode", base.mode, MODES, "train, or eval the latest checkpoint in --model_dir.")
-    flags.DEFINE_integer("seed", base.seed, "Random seed (weights, split, shuffling, dropout).")
-    flags.DEFINE_boolean("jit_compile", base.jit_compile, "Compile the train step with XLA.")
+                        "An existing one is resumed.", flag_values=flag_values)
+    flags.DEFINE_integer("eval_every", base.eval_every, "Validate and checkpoint every N steps.",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("log_every", base.log_every, "Log progress every N steps.",
+                         flag_values=flag_values)
+    flags.DEFINE_enum("mode", base.mode, MODES,
+                      "train, or eval the latest checkpoint in --model_dir.",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("seed", base.seed, "Random seed (weights, split, shuffling, dropout).",
+                         flag_values=flag_values)
+    flags.DEFINE_boolean("jit_compile", base.jit_compile, "Compile the train step with XLA.",
+                         flag_values=flag_values)
     flags.DEFINE_boolean("mixed_precision", base.mixed_precision,
-                         "mixed_float16 policy (float32 weights, float16 compute).")
+                         "mixed_float16 policy (float32 weights, float16 compute).",
+                         flag_values=flag_values)
     flags.DEFINE_integer("validation_size", base.validation_size,
-                         "Training examples held out for validation.")
+                         "Training examples held out for validation.", flag_values=flag_values)
     flags.DEFINE_boolean("augment", base.augment,
-                         "Random crops after 4-pixel padding and horizontal flips while training.")
+                         "Random crops after 4-pixel padding and horizontal flips while training.",
+                         flag_values=flag_values)
     flags.DEFINE_boolean("export_savedmodel", base.export_savedmodel,
-                         "Also write a TensorFlow SavedModel to <model_dir>/savedmodel.")
+                         "Also write a TensorFlow SavedModel to <model_dir>/savedmodel.",
+                         flag_values=flag_values)
     flags.DEFINE_enum("distribution_strategy", base.distribution_strategy, STRATEGIES,
                       "auto: MirroredStrategy on several GPUs, else one device; one_device; "
                       "mirrored: all GPUs (or logical CPUs); multi_worker: from TF_CONFIG. "
-                      "--batch_size is the global batch, split across replicas.")
+                      "--batch_size is the global batch, split across replicas.",
+                      flag_values=flag_values)
     flags.DEFINE_integer("num_cpu_devices", base.num_cpu_devices,
-                         "Split the CPU into N logical devices (to try mirrored without GPUs).")
+                         "Split the CPU into N logical devices (to try mirrored without GPUs).",
+                         flag_values=flag_values)
     flags.DEFINE_integer("audit_every", base.audit_every,
                          "Every N steps, compare each custom layer's weight gradients on one "
                          "training batch with TensorFlow autodiff of stock layers holding the same "
-                         "weights (TensorBoard: gradient_audit/<layer>/<weight>); 0 = off.")
-    _in_range("audit_every", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]")
+                         "weights (TensorBoard: gradient_audit/<layer>/<weight>); 0 = off.",
+                         flag_values=flag_values)
+    _in_range("audit_every", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]", flag_values)
     for name in ("steps", "eval_every", "log_every"):
-        _in_range(name, 1, MAX_STEPS, f"a positive integer up to {MAX_STEPS}")
-    _in_range("batch_size", 1, MAX_BATCH_SIZE, f"a positive integer up to {MAX_BATCH_SIZE}")
-    _in_range("num_cpu_devices", 1, MAX_CPU_DEVICES, f"a positive integer up to {MAX_CPU_DEVICES}")
-    _in_range("validation_size", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]")
-    _in_range("seed", 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
+        _in_range(name, 1, MAX_STEPS, f"a positive integer up to {MAX_STEPS}", flag_values)
+    _in_range("batch_size", 1, MAX_BATCH_SIZE, f"a positive integer up to {MAX_BATCH_SIZE}",
+              flag_values)
+    _in_range("num_cpu_devices", 1, MAX_CPU_DEVICES, f"a positive integer up to {MAX_CPU_DEVICES}",
+              flag_values)
+    _in_range("validation_size", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]", flag_values)
+    _in_range("seed", 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]", flag_values)
     flags.register_validator("learning_rate", lambda v: v is not None and 0 < v < math.inf,
-                             message="--learning_rate must be a positive finite number")
-    _in_range("warmup_steps", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]")
+                             message="--learning_rate must be a positive finite number",
+                             flag_values=flag_values)
+    _in_range("warmup_steps", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]", flag_values)
     flags.register_validator("weight_decay", lambda v: v is not None and 0 <= v < 1,
-                             message="--weight_decay must be in [0, 1)")
+                             message="--weight_decay must be in [0, 1)", flag_values=flag_values)
     flags.register_validator("dropout_rate", lambda v: v is not None and 0 <= v < 1,
-                             message="--dropout_rate must be in [0, 1)")
+                             message="--dropout_rate must be in [0, 1)", flag_values=flag_values)
 
 
 def from_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS,
@@ -190,14 +216,14 @@ def from_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS,
 
 
 # Per-data-set presets: what each entry script trains with unless flags say
-# otherwise. MNIST uses TrainConfig's defaults; the README says why CIFAR's differ.
+# otherwise. MNIST uses TrainConfig's defaults; docs/training.md says why CIFAR's differ.
 MNIST = TrainConfig(dataset="mnist")
 CIFAR10 = TrainConfig(dataset="cifar10", steps=18000, batch_size=128, dropout_rate=0.3,
                       eval_every=1000, log_every=200, augment=True)
 # ResNet-20 within 75 minutes on a 2-core CPU: SGD + Nesterov momentum at 0.1
 # for batch 128 with a short warm-up and cosine decay to 0, decoupled weight
 # decay 5e-4 * 10 (momentum 0.9 multiplies coupled L2 by ~10; this matches the
-# paper's 1e-4..5e-4), crops and flips, XLA. The README gives the measurements.
+# paper's 1e-4..5e-4), crops and flips, XLA. docs/results.md gives the measurements.
 CIFAR10_RESNET20 = dataclasses.replace(
     CIFAR10, model="resnet20", steps=4500, optimizer="momentum", learning_rate=0.1,
     lr_schedule="cosine", warmup_steps=200, weight_decay=5e-3, dropout_rate=0.0,

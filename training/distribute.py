@@ -57,7 +57,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         # TensorFlow context (listing devices does), so this comes first.
         if _tf_config() is None:
             raise StrategyError("--distribution_strategy=multi_worker needs TF_CONFIG set "
-                                "(see README: training on several machines)")
+                                "(see docs/training.md: several devices and machines)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
