@@ -291,3 +291,56 @@ def test_gradient_graph_has_no_tensorflow_backprop_kernels():
 
     stock_types = _all_op_types(stock_grads.get_concrete_function(x, y).graph.as_graph_def())
     assert {"Conv2DBackpropFilter", "MaxPoolGrad"} <= stock_types
+
+
+ZERO_BATCH_LAYERS = [
+    (custom_layers.Conv2D, keras.layers.Conv2D, dict(filters=4, kernel_size=3), 16),
+    (custom_layers.Conv2D, keras.layers.Conv2D, dict(filters=4, kernel_size=3, strides=2), 3),
+    (custom_layers.DepthwiseConv2D, keras.layers.DepthwiseConv2D, dict(kernel_size=3), 4),
+    (custom_layers.Dense, keras.layers.Dense, dict(units=3), 4),
+    (custom_layers.MaxPooling2D, keras.layers.MaxPooling2D, {}, 4),
+    (custom_layers.AveragePooling2D, keras.layers.AveragePooling2D, dict(pool_size=2), 4),
+    (custom_layers.GlobalAveragePooling2D, keras.layers.GlobalAveragePooling2D, {}, 4),
+]
+
+
+@pytest.mark.parametrize("custom_cls,stock_cls,kwargs,channels", ZERO_BATCH_LAYERS)
+@pytest.mark.parametrize("dynamic_batch", [False, True])
+def test_an_empty_batch_under_xla_gives_empty_outputs_and_zero_gradients_as_stock(
+        custom_cls, stock_cls, kwargs, channels, dynamic_batch):
+    # Under XLA only: without it, TensorFlow's own oneDNN convolution returns an
+    # input-shaped tensor for an empty batch whose size was unknown when traced.
+    signature = [tf.TensorSpec([None, 8, 8, channels])] if dynamic_batch else None
+    results = []
+    for cls in (custom_cls, stock_cls):
+        layer = cls(**kwargs)
+        layer(tf.zeros([1, 8, 8, channels]))
+
+        @tf.function(jit_compile=True, input_signature=signature)
+        def step(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x))
+            return layer(x), tape.gradient(loss, [x] + layer.trainable_weights)
+
+        results.append(step(tf.zeros([0, 8, 8, channels])))
+    (y, grads), (y_stock, grads_stock) = results
+    assert y.shape == y_stock.shape
+    for g, g_stock in zip(grads, grads_stock):
+        assert g.shape == g_stock.shape and not np.any(g.numpy())
+
+
+@pytest.mark.parametrize("make", [lambda: custom_layers.Conv2D(2, 3),
+                                  lambda: custom_layers.MaxPooling2D(),
+                                  lambda: custom_layers.AveragePooling2D(2),
+                                  lambda: custom_layers.DepthwiseConv2D(3)])
+def test_unknown_height_and_width_is_a_clear_error_naming_the_layer(make):
+    layer = make()
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3])])
+    def call(x):
+        return layer(x)
+
+    with pytest.raises(ValueError, match=rf"{type(layer).__name__} '{layer.name}' needs the "
+                                         r"input's height and width known"):
+        call.get_concrete_function()

@@ -275,3 +275,24 @@ def test_mirrored_strategy_runs_hand_written_gradients_on_each_replica():
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
+
+
+@pytest.mark.parametrize("pool,stride,padding", [(2, 2, "valid"), (2, 2, "same"), (3, 2, "same"),
+                                                 (2, 1, "valid"), (3, 1, "same")])
+def test_max_pool2d_routes_nan_and_minus_infinity_windows_as_stock(pool, stride, padding):
+    # The documented rule: a row-major scan that moves only to a strictly greater
+    # value; all -inf windows send dy to their first cell, NaN compares false.
+    rng = np.random.default_rng(pool * 10 + stride)
+    x = rng.choice(np.array([-np.inf, np.nan, 0.0, 1.0, 2.0]), size=(2, 5, 6, 3),
+                   p=[0.4, 0.2, 0.2, 0.1, 0.1])
+    x[0, :3, :3, 0] = -np.inf  # whole windows of -inf
+    dout = rng.normal(size=ref.max_pool2d_forward(x, pool, stride, padding)[0].shape)
+    (ours,) = tf_gradients(lambda t: ops.max_pool2d(t, pool, stride, padding), (x,), dout)
+    (stock,) = tf_gradients(lambda t: tf.nn.max_pool2d(t, pool, stride, padding.upper()), (x,), dout)
+    out, cache = ref.max_pool2d_forward(x, pool, stride, padding)
+    out_naive, cache_naive = ref.max_pool2d_forward_naive(x, pool, stride, padding)
+    # Overlapping windows add their shares in another order: rounding apart, no more.
+    for dx in (ours, ref.max_pool2d_backward(dout, cache), ref.max_pool2d_backward_naive(dout, cache_naive)):
+        np.testing.assert_allclose(dx, stock, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(out, out_naive)
+    assert np.count_nonzero(stock) > 0

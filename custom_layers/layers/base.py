@@ -49,7 +49,17 @@ def in_channels_last(layer: keras.layers.Layer, op: Callable[[tf.Tensor], tf.Ten
 
     channels_first inputs are transposed to NHWC and back: TensorFlow's CPU
     convolutions and poolings are NHWC-only (stock Keras transposes too).
+
+    Raises:
+        ValueError: naming the layer, if x is not 4-D with its height and
+            width known when traced (the backward is planned from them).
     """
-    if getattr(layer, "data_format", "channels_last") != "channels_first":
+    channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
+    if x.shape.rank == 4 and None in (x.shape[2:] if channels_first else x.shape[1:3]):
+        raise ValueError(
+            f"{type(layer).__name__} '{layer.name}' needs the input's height and width known "
+            f"when it is traced: its hand-written backward is planned from them. Received "
+            f"shape {x.shape}; give the model a fixed input size, e.g. keras.Input((32, 32, 3))")
+    if not channels_first:
         return op(x)
     return tf.transpose(op(tf.transpose(x, [0, 2, 3, 1])), [0, 3, 1, 2])

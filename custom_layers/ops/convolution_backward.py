@@ -42,7 +42,7 @@ _DW_MIN_CHANNELS_TO_SPLIT = 8
 
 def _batch_chunks(batch: Optional[int], channels: int, out_area: int) -> List[Optional[int]]:
     """Near-equal batch chunk sizes for the dw convolution; [batch] for no split."""
-    if batch is None or channels < _DW_MIN_CHANNELS_TO_SPLIT:
+    if batch is None or batch == 0 or channels < _DW_MIN_CHANNELS_TO_SPLIT:
         return [batch]
     per_chunk = max(1, _DW_FILTER_ELEMENTS // out_area)
     count = -(-batch // per_chunk)
@@ -71,6 +71,13 @@ def plan_kernel_grad(x_shape: Sequence[Optional[int]], kernel_hw: Tuple[int, int
 def kernel_grad_operands(x: tf.Tensor, dy: tf.Tensor, plan: KernelGradPlan):
     """x as (C, H, W, n) and dy as (HO, WO, n, F), one pair per batch chunk."""
     x = x[:, : plan.crop_hw[0], : plan.crop_hw[1], :]
+    if plan.chunks in ((None,), (0,)):
+        # A batch that is (or may be, unknown when traced) empty: no convolution
+        # takes a filter of depth 0, so one zero example makes it 1; it adds
+        # nothing to dw, and with a known batch XLA compiles the pad away.
+        extra = tf.maximum(1 - tf.shape(x)[0], 0)
+        x = tf.pad(x, [[0, extra], [0, 0], [0, 0], [0, 0]])
+        dy = tf.pad(dy, [[0, extra], [0, 0], [0, 0], [0, 0]])
     if len(plan.chunks) == 1:
         return [tf.transpose(x, [3, 1, 2, 0])], [tf.transpose(dy, [1, 2, 0, 3])]
     return ([tf.transpose(part, [3, 1, 2, 0]) for part in tf.split(x, plan.chunks, axis=0)],

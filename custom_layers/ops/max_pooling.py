@@ -1,9 +1,15 @@
 """Max pooling: the NumPy reference (loops and vectorised) and the TF op.
 
-    forward   y[n, i, j, c] = max of window (i, j) of x_pad (SAME padding is -inf,
-              so it never wins)
-    backward  each window's dy goes to its first maximum in row-major order
-              (TensorFlow's choice on ties); overlapping windows add up
+    forward   y[n, i, j, c] = max of window (i, j) (SAME padding never counts)
+    backward  each window's dy goes to one of its cells, the one a row-major
+              scan keeps when it moves only to a strictly greater value:
+              the first maximum on ties (TensorFlow's rule); overlapping
+              windows add up
+
+The scan makes the edge cases TensorFlow's too: a window whose cells are all
+-inf sends dy to its first cell; NaN compares false, so a NaN in a window's
+first cell keeps dy (nothing is greater) and a NaN anywhere else never gets
+it. Padding cells are skipped, never chosen.
 
 Shapes: x (N, H, W, C), y (N, HO, WO, C), HO/WO by ``shapes.spatial_padding``.
 """
@@ -55,14 +61,25 @@ def max_pool2d_forward_naive(x, pool_size=2, strides=None, padding="valid"):
             for j in range(wo):
                 for c in range(x.shape[3]):
                     r, s = i * strides[0], j * strides[1]
-                    out[n, i, j, c] = x_pad[n, r : r + pool_size[0], s : s + pool_size[1], c].max()
+                    window = x_pad[n, r : r + pool_size[0], s : s + pool_size[1], c]
+                    numbers = window[~np.isnan(window)]  # TensorFlow's maximum skips NaN
+                    out[n, i, j, c] = numbers.max() if numbers.size else np.nan
     return out, (x, pool_size, strides, pads)
 
 
-def max_pool2d_backward_naive(dout, cache):
-    """Routes each window's gradient to its first maximum (row-major order).
+def _scan_choice(cells, valid) -> int:
+    """Index of the cell a row-major scan keeps, moving only to a strictly greater value."""
+    chosen = None
+    for k, (value, ok) in enumerate(zip(cells, valid)):
+        if ok and (chosen is None or value > cells[chosen]):
+            chosen = k
+    return chosen
 
-    That is TensorFlow's choice on ties; overlapping windows add up.
+
+def max_pool2d_backward_naive(dout, cache):
+    """Routes each window's gradient to the cell the scan keeps (module docstring).
+
+    That is the first maximum on ties, TensorFlow's choice; overlapping windows add up.
 
     Args:
         dout: (N, HO, WO, C).
@@ -72,6 +89,7 @@ def max_pool2d_backward_naive(dout, cache):
     """
     x, pool_size, strides, pads = cache
     x_pad = pad_hw(x, pads, -np.inf)
+    inside = pad_hw(np.ones((1, *x.shape[1:3], 1), bool), pads, False)[0, :, :, 0]
     dx_pad = np.zeros(x_pad.shape, dtype=dout.dtype)
     ph, pw = pool_size
     for n in range(dout.shape[0]):
@@ -79,8 +97,9 @@ def max_pool2d_backward_naive(dout, cache):
             for j in range(dout.shape[2]):
                 for c in range(dout.shape[3]):
                     r, s = i * strides[0], j * strides[1]
-                    window = x_pad[n, r : r + ph, s : s + pw, c]
-                    a, b = np.unravel_index(np.argmax(window), window.shape)
+                    window = x_pad[n, r : r + ph, s : s + pw, c].ravel()
+                    valid = inside[r : r + ph, s : s + pw].ravel()
+                    a, b = divmod(_scan_choice(window, valid), pw)
                     dx_pad[n, r + a, s + b, c] += dout[n, i, j, c]
     return crop_hw(dx_pad, pads, x.shape)
 
@@ -91,9 +110,18 @@ def max_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
     out_hw = (pads[0].out, pads[1].out)
     windows = window_view(pad_hw(x, pads, -np.inf), pool_size, strides, out_hw)
     flat = windows.reshape(windows.shape[:4] + (-1,))  # (N, HO, WO, C, PH·PW)
-    argmax = flat.argmax(axis=-1)  # first maximum in row-major window order
-    out = np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
-    return out, (x, pool_size, strides, pads, argmax)
+    inside = pad_hw(np.ones((1, *x.shape[1:3], 1), bool), pads, False)
+    valid = window_view(inside, pool_size, strides, out_hw).reshape(1, *out_hw, 1, -1)
+    # The scan of the module docstring, one window offset at a time.
+    chosen = np.full(flat.shape[:4], -1)
+    best = np.zeros(flat.shape[:4], flat.dtype)
+    for k in range(flat.shape[-1]):
+        take = valid[..., k] & ((chosen < 0) | (flat[..., k] > best))
+        chosen = np.where(take, k, chosen)
+        best = np.where(take, flat[..., k], best)
+    numbers = ~np.isnan(flat)  # TensorFlow's maximum skips NaN
+    out = np.where(numbers.any(-1), np.max(np.where(numbers, flat, -np.inf), -1), np.nan)
+    return out, (x, pool_size, strides, pads, chosen)
 
 
 def max_pool2d_backward(dout, cache):
@@ -102,14 +130,14 @@ def max_pool2d_backward(dout, cache):
     Returns:
         dx: (N, H, W, C).
     """
-    x, pool_size, strides, pads, argmax = cache
+    x, pool_size, strides, pads, chosen = cache
     ph, pw = pool_size
     sh, sw = strides
     ho, wo = dout.shape[1:3]
     dx_pad = np.zeros(padded_shape(x.shape, pads), dtype=dout.dtype)
     for a in range(ph):
         for b in range(pw):
-            routed = np.where(argmax == a * pw + b, dout, 0)
+            routed = np.where(chosen == a * pw + b, dout, 0)
             dx_pad[:, a : a + ho * sh : sh, b : b + wo * sw : sw, :] += routed
     return crop_hw(dx_pad, pads, x.shape)
 
@@ -119,53 +147,73 @@ def max_pool2d_backward(dout, cache):
 # ----------------------------------------------------------------------------
 
 
-def _first_max_in_tiles(x_pad, y, dy, pool_size, out_hw):
+def _inside(pads: Pads, strides: Tuple[int, int], hw: Tuple[int, int], a: int, b: int):
+    """(1, HO, WO, 1) bool: which windows' cell at offset (a, b) lies inside the input
+    (None when every one does)."""
+    axes = []
+    for pad, stride, size, offset in zip(pads, strides, hw, (a, b)):
+        row = np.arange(pad.out) * stride + offset - pad.before
+        axes.append((row >= 0) & (row < size))
+    inside = np.outer(axes[0], axes[1])
+    return None if inside.all() else inside[None, :, :, None]
+
+
+def _scan_choices(candidates, insides):
+    """Per window offset (row-major), where the scan of the module docstring keeps it.
+
+    candidates: (N, HO, WO, C) values at each offset; insides: ``_inside`` of each.
+    Returns one bool tensor per offset: True where that offset gets dy.
+    """
+    index = tf.fill(tf.shape(candidates[0]), -1)
+    best = candidates[0]
+    for k, (candidate, inside) in enumerate(zip(candidates, insides)):
+        take = tf.logical_or(index < 0, candidate > best)  # NaN compares false: never taken later
+        if inside is not None:
+            take = tf.logical_and(take, tf.constant(inside))
+        index = tf.where(take, k, index)
+        best = tf.where(take, candidate, best)
+    return [tf.equal(index, k) for k in range(len(candidates))]
+
+
+def _routed_in_tiles(x_pad, dy, pool_size, out_hw, pads, hw):
     """Pooling gradient when windows tile the input (stride == pool size).
 
-    The padded input reshapes for free to (N, HO, PH, WO, PW, C); offsets are
-    scanned in row-major order on the output grid, each taking a window's
-    gradient if it holds the maximum and no earlier offset did, and the
-    per-offset results are interleaved back into place (no additions).
+    The padded input reshapes for free to (N, HO, PH, WO, PW, C); the offsets
+    are scanned on the output grid and the per-offset results interleaved
+    back into place (no additions).
     """
     (ph, pw), (ho, wo) = pool_size, out_hw
     n, c = tf.shape(dy)[0], dy.shape[3]
     windows = tf.reshape(x_pad[:, : ho * ph, : wo * pw, :], [n, ho, ph, wo, pw, c])
-    taken = tf.zeros_like(y, dtype=tf.bool)
+    offsets = [(a, b) for a in range(ph) for b in range(pw)]
+    choices = _scan_choices([windows[:, :, a, :, b, :] for a, b in offsets],
+                            [_inside(pads, pool_size, hw, a, b) for a, b in offsets])
     zero = tf.zeros([], dy.dtype)
-    routed = []
-    for a in range(ph):
-        for b in range(pw):
-            hit = tf.logical_and(tf.equal(windows[:, :, a, :, b, :], y), tf.logical_not(taken))
-            taken = tf.logical_or(taken, hit)
-            routed.append(tf.where(hit, dy, zero))
+    routed = [tf.where(choice, dy, zero) for choice in choices]
     tiles = tf.reshape(tf.stack(routed, axis=-1), [n, ho, wo, c, ph, pw])
     return tf.reshape(tf.transpose(tiles, [0, 1, 4, 2, 5, 3]), [n, ho * ph, wo * pw, c])
 
 
-def _first_max_by_offset(x_pad, y, dy, pool_size, strides, out_hw, padded_hw):
-    """Pooling gradient for any windows, overlapping ones included.
-
-    Offsets are scanned in row-major order; an offset takes a window's
-    gradient when it holds the maximum and no earlier offset did, and each
-    offset's share is spread back (dilated by the stride) and added.
-    """
+def _routed_by_offset(x_pad, dy, pool_size, strides, out_hw, pads, hw):
+    """Pooling gradient for any windows, overlapping ones included: each
+    offset's share is spread back (dilated by the stride) and added."""
     (ho, wo), (sh, sw) = out_hw, strides
-    taken = tf.zeros_like(y, dtype=tf.bool)
+    padded_hw = x_pad.shape[1:3]
+    offsets = [(a, b) for a in range(pool_size[0]) for b in range(pool_size[1])]
+    candidates = [x_pad[:, a : a + (ho - 1) * sh + 1 : sh, b : b + (wo - 1) * sw + 1 : sw, :]
+                  for a, b in offsets]
+    choices = _scan_choices(candidates, [_inside(pads, strides, hw, a, b) for a, b in offsets])
     zero = tf.zeros([], dy.dtype)
     dx_pad = None
-    for a in range(pool_size[0]):
-        for b in range(pool_size[1]):
-            candidate = x_pad[:, a : a + (ho - 1) * sh + 1 : sh, b : b + (wo - 1) * sw + 1 : sw, :]
-            hit = tf.logical_and(tf.equal(candidate, y), tf.logical_not(taken))
-            taken = tf.logical_or(taken, hit)
-            spread = dilate(tf.where(hit, dy, zero), strides)
-            spread = tf.pad(spread, [
-                [0, 0],
-                [a, padded_hw[0] - a - spread.shape[1]],
-                [b, padded_hw[1] - b - spread.shape[2]],
-                [0, 0],
-            ])
-            dx_pad = spread if dx_pad is None else dx_pad + spread
+    for (a, b), choice in zip(offsets, choices):
+        spread = dilate(tf.where(choice, dy, zero), strides)
+        spread = tf.pad(spread, [
+            [0, 0],
+            [a, padded_hw[0] - a - spread.shape[1]],
+            [b, padded_hw[1] - b - spread.shape[2]],
+            [0, 0],
+        ])
+        dx_pad = spread if dx_pad is None else dx_pad + spread
     return dx_pad
 
 
@@ -173,14 +221,13 @@ def _first_max_by_offset(x_pad, y, dy, pool_size, strides, out_hw, padded_hw):
 # faster than TensorFlow's kernels one at a time on CPU; it compiles once per
 # input shape, also when the surrounding graph is not compiled.
 @tf.function(jit_compile=True)
-def max_pool2d_input_grad(x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
-                          pool_size: Tuple[int, int], strides: Tuple[int, int],
-                          pads: Pads) -> tf.Tensor:
-    """dx of max pooling: each window's dy goes to its first maximum.
+def max_pool2d_input_grad(x: tf.Tensor, dy: tf.Tensor, pool_size: Tuple[int, int],
+                          strides: Tuple[int, int], pads: Pads) -> tf.Tensor:
+    """dx of max pooling: each window's dy goes to the cell the scan keeps
+    (the first maximum on ties; module docstring).
 
     Args:
         x: forward input, (N, H, W, C).
-        y: forward output, (N, HO, WO, C).
         dy: upstream gradient, (N, HO, WO, C).
         pool_size: (PH, PW). strides: (SH, SW). pads: ``spatial_padding``.
 
@@ -193,12 +240,12 @@ def max_pool2d_input_grad(x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
     x_pad = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]],
                    constant_values=float("-inf"))
     if tuple(strides) == tuple(pool_size):
-        dx_pad = _first_max_in_tiles(x_pad, y, dy, pool_size, (ho, wo))
+        dx_pad = _routed_in_tiles(x_pad, dy, pool_size, (ho, wo), pads, (h, w))
         # VALID pooling may leave rows/columns that no window covers.
         dx_pad = tf.pad(dx_pad, [[0, 0], [0, padded_hw[0] - ho * strides[0]],
                                  [0, padded_hw[1] - wo * strides[1]], [0, 0]])
     else:
-        dx_pad = _first_max_by_offset(x_pad, y, dy, pool_size, strides, (ho, wo), padded_hw)
+        dx_pad = _routed_by_offset(x_pad, dy, pool_size, strides, (ho, wo), pads, (h, w))
     return dx_pad[:, top : top + h, left : left + w, :]
 
 
@@ -236,11 +283,9 @@ def max_pool2d(
                         backward, out_shape, [x], [True])
 
     def forward(x):
-        y = tf.nn.max_pool2d(x, list(pool_size), list(strides), padding.upper())
-        return y, (x, y)
+        return tf.nn.max_pool2d(x, list(pool_size), list(strides), padding.upper()), x
 
-    def backward(dy, saved):
-        x, y = saved
-        return (max_pool2d_input_grad(x, y, dy, pool_size, strides, pads),)
+    def backward(dy, x):
+        return (max_pool2d_input_grad(x, dy, pool_size, strides, pads),)
 
     return hand_written_op(forward, backward, x)
