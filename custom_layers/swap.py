@@ -30,6 +30,14 @@ TWINS: Dict[type, type] = {
 }
 
 
+def _unreachable_inside(layer: keras.layers.Layer) -> List[str]:
+    """The twinned layers that ``layer`` holds (a nested model, a wrapper such as
+    ``TimeDistributed``, any layer with sublayers): ``clone_model`` does not descend
+    into them, so they would stay stock."""
+    inner = layer._flatten_layers(include_self=False, recursive=True)
+    return [f"{sub.name} ({type(sub).__name__})" for sub in inner if type(sub) in TWINS]
+
+
 def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Model:
     """``model`` rebuilt (``keras.models.clone_model``) with every layer that has a
     hand-written twin replaced by it, weights copied.
@@ -37,8 +45,10 @@ def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Mod
     Args:
         model: a Sequential or functional Keras model.
         keep_unsupported: a layer whose configuration its twin does not
-            support (e.g. a dilated Conv2D) stays stock when True; when False
-            (the default) that is an error, so nothing stays stock silently.
+            support (e.g. a synchronized BatchNormalization), or that sits
+            inside a nested model or a wrapper (not yet reached), stays stock
+            when True; when False (the default) that is an error, so nothing
+            stays stock silently.
 
     Returns:
         The new model; ``swapped_layer_names`` and ``stock_layer_names`` on it
@@ -52,6 +62,13 @@ def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Mod
     kept: List[str] = []
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        hidden = _unreachable_inside(layer)
+        if hidden and not keep_unsupported:
+            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) holds layers that "
+                             f"swap_layers cannot reach inside it: {', '.join(hidden[:5])}"
+                             f"{' ...' if len(hidden) > 5 else ''}; rebuild it with "
+                             "custom_layers classes, or pass keep_unsupported=True")
+        kept.extend(f"{layer.name}/{name.split(' ')[0]}" for name in hidden)
         config = layer.get_config()
         twin = TWINS.get(type(layer))
         if twin is not None:

@@ -97,3 +97,21 @@ def test_every_twin_is_registered_and_a_subclass_or_namesake():
     for stock_cls, twin in TWINS.items():
         assert twin.__name__ == stock_cls.__name__
         assert keras.saving.get_registered_object(f"custom_layers>{twin.__name__}") is twin
+
+
+def test_layers_inside_nested_models_and_wrappers_are_refused_not_left_stock():
+    inner = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, name="inner_conv")],
+                             name="block")
+    inputs = keras.Input((8, 8, 3))
+    nested = keras.Model(inputs, keras.layers.Dense(2, name="head")(inner(inputs)))
+    with pytest.raises(ValueError, match=r"'block' \(Sequential\) holds layers that swap_layers "
+                                         r"cannot reach inside it: inner_conv \(Conv2D\)"):
+        custom_layers.swap_layers(nested)
+    kept = custom_layers.swap_layers(nested, keep_unsupported=True)
+    assert "block/inner_conv" in kept.stock_layer_names and "head" in kept.swapped_layer_names
+
+    frames = keras.Input((5, 8, 8, 3))
+    wrapped = keras.Model(frames, keras.layers.TimeDistributed(
+        keras.layers.Conv2D(2, 3, name="frame_conv"), name="per_frame")(frames))
+    with pytest.raises(ValueError, match=r"'per_frame' \(TimeDistributed\).*frame_conv \(Conv2D\)"):
+        custom_layers.swap_layers(wrapped)
