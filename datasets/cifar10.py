@@ -7,7 +7,6 @@ downloads through Keras.
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import stat
@@ -17,6 +16,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from datasets.bounded_gzip import MAGIC, BoundedGzipReader
 from datasets.errors import DataError, describe
 from datasets.location import data_dir_kind, download, keras_cache
 from datasets.safe_pickle import UnsafePickleError, safe_loads
@@ -95,9 +95,9 @@ def _archive_reader(path: str) -> Reader:
     members: Dict[str, bytes] = {}
     try:
         with open(path, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
+            gzipped = raw.read(2) == MAGIC
             raw.seek(0)
-            inner = gzip.GzipFile(fileobj=raw) if gzipped else raw
+            inner = BoundedGzipReader(raw, path, MAX_ARCHIVE_BYTES) if gzipped else raw
             stream = _BoundedStream(inner, MAX_ARCHIVE_BYTES, path)
             with tarfile.open(fileobj=stream, mode="r|") as archive:
                 for count, member in enumerate(archive, start=1):
@@ -244,4 +244,4 @@ def load_cifar10(data_dir: Optional[str] = None, validation_size: int = 5000,
                        f"{source}/{TEST_BATCH}")
     train, validation = hold_out_validation(train, validation_size, seed)
     return Dataset(train, validation, test, class_names, "cifar10",
-                   normalization=channel_statistics(train.images))
+                   normalization=channel_statistics(train.images, source))

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from datasets.bounded_gzip import open_bounded
 from datasets.errors import DataError, describe
 
 UBYTE_TYPE = 0x08
@@ -24,10 +25,9 @@ UBYTE_TYPE = 0x08
 MAX_DATA_BYTES = 1 << 30
 
 
-def _open(path: str):
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+# The header (magic and up to 4 dimensions) and one byte past the data, which
+# read_idx reads to tell "more data than the header says".
+_HEADER_AND_EXTRA = 4 + 4 * 4 + 1
 
 
 def read_idx(path: str, expected_shape: Optional[Sequence[Optional[int]]] = None,
@@ -50,7 +50,7 @@ def read_idx(path: str, expected_shape: Optional[Sequence[Optional[int]]] = None
     """
     name = os.path.basename(path)
     try:
-        with _open(path) as f:
+        with open_bounded(path, max_bytes + _HEADER_AND_EXTRA) as f:
             header = f.read(4)
             if len(header) < 4 or header[:2] != b"\x00\x00":
                 raise DataError(f"{path}: not an IDX file (bad magic number {header.hex()!r})")
@@ -77,7 +77,7 @@ def read_idx(path: str, expected_shape: Optional[Sequence[Optional[int]]] = None
             data = f.read(size + 1)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: unreadable or corrupt ({describe(str(e), 120)})") from None
     if len(data) < size:
         raise DataError(f"{name} is truncated: {len(data)} of {size} data bytes ({path})")

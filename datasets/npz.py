@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import tokenize
 import zipfile
 import zlib
@@ -21,6 +22,12 @@ from datasets.errors import DataError, describe
 
 # numpy's own default bound on a header's text (what ast.literal_eval parses).
 MAX_HEADER_BYTES = 10_000
+# Keras's mnist.npz has 4 members; zipfile reads the whole central directory
+# into memory (1.2 M entries: 600 MB), so its size is checked first.
+MAX_MEMBERS = 16
+_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_EOCD_SIZE, _MAX_COMMENT = 22, 0xFFFF
 
 
 class ArraySpec(NamedTuple):
@@ -61,6 +68,25 @@ def _read_member(archive: zipfile.ZipFile, member: str, spec: ArraySpec, where: 
     return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
+def _check_central_directory(path: str) -> None:
+    """Refuses a zip whose end record claims more members than an npz of this data
+    set has, or a ZIP64 one, before zipfile reads its central directory."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        start = max(0, size - _EOCD_SIZE - _MAX_COMMENT)
+        f.seek(start)
+        tail = f.read()
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < _EOCD_SIZE:
+        raise DataError(f"{path}: unreadable or corrupt npz (no end-of-central-directory record)")
+    entries, directory_bytes = struct.unpack("<HI", tail[at + 10:at + 16])
+    if entries == 0xFFFF or directory_bytes == 0xFFFFFFFF or tail[max(at - 20, 0):at - 16] == _ZIP64_LOCATOR:
+        raise DataError(f"{path}: a ZIP64 archive, which an npz of this data set never is")
+    if entries > MAX_MEMBERS:
+        raise DataError(f"{path}: {entries} members, more than the {MAX_MEMBERS} an npz of this "
+                        "data set has")
+
+
 def read_npz(path: str, specs: Mapping[str, ArraySpec], max_file_bytes: int) -> Dict[str, np.ndarray]:
     """The named arrays of an npz, each checked against its spec before it is read.
 
@@ -72,6 +98,7 @@ def read_npz(path: str, specs: Mapping[str, ArraySpec], max_file_bytes: int) -> 
     try:
         if os.path.getsize(path) > max_file_bytes:
             raise DataError(f"{path}: {os.path.getsize(path)} bytes, too large for this data set")
+        _check_central_directory(path)
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
             missing = [k for k in specs if k + ".npy" not in names]

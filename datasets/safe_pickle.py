@@ -16,10 +16,13 @@ never hands anything from the file to numpy's pickle support:
    before anything is called.
 3. The arrays are then built by ``np.frombuffer`` from a dtype chosen from
    this module's own table, never from the file.
+4. Every stand-in that creates data counts its bytes against one budget per
+   load, so memo references cannot replay one large value into gigabytes.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import pickle
@@ -35,6 +38,11 @@ from datasets.errors import describe as _short
 MAX_OPCODES = 200_000
 # Largest array a CIFAR pickle holds: one batch of 10,000 images of 3,072 bytes.
 MAX_ARRAY_ELEMENTS = 10_000 * 3072
+# What the stand-ins may create in one load, all together: an official batch
+# makes its image bytes twice (the latin-1 text turned into bytes, then the
+# array). Memo references let a small file call a stand-in thousands of times
+# on one large value, so the bytes they produce are counted, not just opcodes.
+MAX_PRODUCED_BYTES = 3 * MAX_ARRAY_ELEMENTS
 # Plain integer dtypes an array may have, with the byte order numpy pickles.
 _DTYPES = {
     "u1": "|", "i1": "|", "b1": "|",
@@ -69,6 +77,20 @@ def scan(data: bytes) -> None:
         raise pickle.UnpicklingError(f"malformed pickle ({_short(str(e), 120)})") from None
 
 
+class _Budget:
+    """The bytes the stand-ins of one load have created, refused past MAX_PRODUCED_BYTES."""
+
+    def __init__(self):
+        self.spent = 0
+
+    def spend(self, count: int, what: str) -> None:
+        self.spent += count
+        if self.spent > MAX_PRODUCED_BYTES:
+            raise UnsafePickleError(
+                f"refusing {what}: the pickle's values would take more than "
+                f"{MAX_PRODUCED_BYTES >> 20} MB, more than a CIFAR batch holds")
+
+
 class _Ndarray:
     """Stands for ``numpy.ndarray`` as the first argument of ``_reconstruct``."""
 
@@ -100,17 +122,20 @@ class _DType:
 class _PendingArray:
     """What ``_reconstruct`` returns; ``BUILD`` fills it with checked data."""
 
-    def __init__(self):
+    def __init__(self, budget: _Budget):
         self.array: Optional[np.ndarray] = None
+        self.budget = budget
 
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, tuple) or len(state) != 5 or state[0] != 1:
             raise UnsafePickleError("refusing a numpy array state of non-standard form")
+        if self.array is not None:
+            raise UnsafePickleError("refusing a numpy array given its data twice")
         _, shape, dtype, fortran, raw = state
-        self.array = _array_from(raw, dtype, shape, fortran)
+        self.array = _array_from(raw, dtype, shape, fortran, self.budget)
 
 
-def _array_from(raw: Any, dtype: Any, shape: Any, fortran: Any) -> np.ndarray:
+def _array_from(raw: Any, dtype: Any, shape: Any, fortran: Any, budget: _Budget) -> np.ndarray:
     if not isinstance(dtype, _DType):
         raise UnsafePickleError("refusing a numpy array whose dtype is not a plain integer dtype")
     if (not isinstance(shape, tuple) or not 0 <= len(shape) <= 2
@@ -127,25 +152,27 @@ def _array_from(raw: Any, dtype: Any, shape: Any, fortran: Any) -> np.ndarray:
     if len(raw) != count * dt.itemsize:
         raise UnsafePickleError(
             f"numpy array data has {len(raw)} bytes, expected {count * dt.itemsize} for shape {shape}")
+    budget.spend(len(raw), "another numpy array")
     return np.frombuffer(bytes(raw), dtype=dt).reshape(shape)
 
 
-def _reconstruct(subtype: Any, shape: Any, typecode: Any) -> _PendingArray:
+def _reconstruct(subtype: Any, shape: Any, typecode: Any, budget: _Budget) -> _PendingArray:
     if subtype is not _Ndarray or shape != (0,) or typecode not in (b"b", "b"):
         raise UnsafePickleError("refusing a numpy array reconstruction of non-standard form")
-    return _PendingArray()
+    return _PendingArray(budget)
 
 
-def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any, budget: _Budget) -> np.ndarray:
     """numpy's protocol-5 array form (in-band buffer)."""
     if order not in ("C", b"C"):
         raise UnsafePickleError("refusing a numpy array that is not C-ordered")
-    return _array_from(buf, dtype, shape, False)
+    return _array_from(buf, dtype, shape, False, budget)
 
 
-def _encode(text: Any, encoding: Any = "latin1") -> bytes:
+def _encode(text: Any, encoding: Any = "latin1", *, budget: _Budget) -> bytes:
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise UnsafePickleError("refusing _codecs.encode other than latin-1 text to bytes")
+    budget.spend(len(text), "another text-to-bytes conversion")
     return text.encode("latin-1")
 
 
@@ -159,13 +186,23 @@ _GLOBALS[("numpy", "dtype")] = _DType
 _GLOBALS[("_codecs", "encode")] = _encode
 
 
+# The stand-ins that create data, and so spend from the load's budget.
+_SPENDING = (_reconstruct, _frombuffer, _encode)
+
+
 class _AllowListUnpickler(pickle.Unpickler):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.budget = _Budget()
+
     def find_class(self, module: str, name: str) -> Any:
         stand_in = _GLOBALS.get((module, name))
         if stand_in is None:
             raise UnsafePickleError(
                 f"refusing to load {module[:60]}.{name[:60]}: only "
                 "plain containers, bytes, str, numbers and numpy integer arrays are allowed")
+        if stand_in in _SPENDING:
+            return functools.partial(stand_in, budget=self.budget)
         return stand_in
 
     def persistent_load(self, pid: Any) -> Any:

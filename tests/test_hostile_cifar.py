@@ -17,6 +17,8 @@ from datasets.cifar10 import load_cifar10
 from tests.data_factory import cifar_members, write_cifar_folder
 from tests.hostile import Reduce, dumps, load_limited
 
+MB = 1 << 20
+
 # The dtype state that made numpy read 8 file bytes as a PyObject* (SIGSEGV
 # when the array was printed): a void dtype declaring an object field.
 OBJECT_FIELD_STATE = (3, "|", None, ("f",), {"f": (np.dtype("O"), 0)}, 8, 1, 0x3F)
@@ -208,3 +210,41 @@ def test_odd_paths_get_their_own_messages(tmp_path):
     os.mkfifo(os.path.join(fifo_folder, "test_batch"))  # reading it would block forever
     with pytest.raises(DataError, match="test_batch: not a regular file"):
         load_cifar10(fifo_folder)
+
+
+def _budget_bomb(kind):
+    """A batch whose memo replays one 3 MB value through a stand-in 1,000 times (3 GB)."""
+    import _codecs
+    import pickle
+
+    from numpy._core.numeric import _frombuffer
+
+    if kind == "latin1 text":
+        text = "\x01" * (3 << 20)
+        calls = [Reduce(_codecs.encode, (text, "latin1")) for _ in range(1000)]
+        return dumps({b"data": calls, b"labels": [0] * 20})
+    raw = bytearray(3000 * 1000)
+    dtype = Reduce(np.dtype, ("u1", False, True), (3, "|", None, None, None, -1, -1, 0))
+    calls = [Reduce(_frombuffer, (raw, dtype, (1000, 3000), "C")) for _ in range(1000)]
+    return pickle.dumps({b"data": calls, b"labels": [0] * 20}, protocol=5)
+
+
+@pytest.mark.parametrize("kind", ["latin1 text", "protocol-5 bytearray"])
+def test_stand_ins_replaying_one_large_value_are_refused_by_the_byte_budget(tmp_path, kind):
+    folder = _folder_with(tmp_path, "data_batch_1", _budget_bomb(kind))
+    outcome, peak = load_limited("cifar10", "load_cifar10", folder)
+    assert "data_batch_1" in outcome and "more than 87 MB, more than a CIFAR batch" in outcome, outcome
+    assert peak < 500 * MB
+
+
+def test_a_channel_that_never_varies_is_a_data_error_not_nan_training(tmp_path):
+    members = cifar_members()
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"):
+        batch = {b"data": np.random.default_rng(1).integers(0, 255, (20, 3072)).astype(np.uint8),
+                 b"labels": [i % 10 for i in range(20)]}
+        batch[b"data"][:, :1024] = 0  # the red channel is all zeros
+        members[name] = dumps(batch)
+    folder = write_cifar_folder(tmp_path, members)
+    with pytest.raises(DataError, match=r"cifar-10-batches-py: channel 0 of the training images "
+                                         r"is constant \(every pixel 0\)"):
+        load_cifar10(folder, validation_size=10)

@@ -152,3 +152,59 @@ def test_data_dir_that_is_a_fifo_or_loop_does_not_hang(tmp_path):
     os.symlink(loop, loop)
     with pytest.raises(DataError, match="symlink loop"):
         load_mnist(str(loop))
+
+
+def _timed_load(folder):
+    import time
+
+    start = time.monotonic()
+    outcome, peak = load_limited("mnist", "load_mnist", folder)
+    return outcome, peak, time.monotonic() - start
+
+
+def test_gzip_header_with_a_huge_file_name_field_is_refused_at_once(tmp_path):
+    folder = make_tiny_mnist(tmp_path)
+    labels = os.path.join(folder, "train-labels-idx1-ubyte.gz")
+    body = gzip.compress(open(labels, "rb").read()[10:])  # any deflate data after the header
+    with open(labels, "wb") as f:  # FLG.FNAME set, then a 64 MB name with no end
+        f.write(b"\x1f\x8b\x08\x08" + b"\0" * 6 + b"n" * (64 * MB) + b"\0" + body)
+    outcome, peak, seconds = _timed_load(folder)
+    assert "train-labels-idx1-ubyte.gz: gzip header file-name field longer than 1024 bytes" in outcome
+    assert seconds < 30 and peak < 300 * MB
+
+
+def test_gzip_of_200000_empty_members_is_refused_at_once(tmp_path):
+    folder = make_tiny_mnist(tmp_path)
+    labels = os.path.join(folder, "train-labels-idx1-ubyte.gz")
+    real = gzip.open(labels).read()
+    with open(labels, "wb") as f:
+        f.write(gzip.compress(b"") * 200_000 + gzip.compress(real))
+    outcome, peak, seconds = _timed_load(folder)
+    assert "train-labels-idx1-ubyte.gz: more than 4 gzip members" in outcome, outcome
+    assert seconds < 30 and peak < 300 * MB
+
+
+def _npz_with_members(path, count):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            buf = io.BytesIO()
+            np.save(buf, np.zeros((1, 28, 28) if name.startswith("x") else (1,), np.uint8))
+            archive.writestr(name + ".npy", buf.getvalue())
+        for i in range(count):
+            archive.writestr(f"pad{i}", b"")
+
+
+def test_npz_with_a_huge_central_directory_is_refused_before_zipfile_reads_it(tmp_path):
+    path = str(tmp_path / "mnist.npz")
+    _npz_with_members(path, 30_000)
+    outcome, peak, seconds = _timed_load(path)
+    assert "mnist.npz: 30004 members, more than the 16 an npz of this data set has" in outcome
+    assert seconds < 30 and peak < 300 * MB
+    # A ZIP64 end record (which can claim any count) is refused too.
+    with open(path, "r+b") as f:
+        data = f.read()
+        at = data.rfind(b"PK\x05\x06")
+        f.seek(at + 10)
+        f.write(b"\xff\xff")
+    outcome, _, _ = _timed_load(path)
+    assert "mnist.npz: a ZIP64 archive" in outcome, outcome

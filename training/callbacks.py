@@ -110,6 +110,7 @@ class ProgressLogger(keras.callbacks.Callback):
             self.model.stop_training = True
         if step % self.config.log_every and step != self.config.steps:
             return
+        self._check_weights_finite(step, loss)
         now = time.perf_counter()
         elapsed = now - self._last_time
         self.train_seconds += elapsed
@@ -128,6 +129,16 @@ class ProgressLogger(keras.callbacks.Callback):
             tf.summary.scalar("learning_rate", lr)
             tf.summary.scalar("examples_per_second", self.examples_per_second)
         self.history.append({"step": step, "loss": loss, "accuracy": accuracy})
+
+    def _check_weights_finite(self, step: int, loss: float) -> None:
+        """A NaN that ReLU hides from the loss (e.g. from NaN inputs) still reaches the
+        weights through their gradients: checked at every progress line."""
+        for variable in self.model.trainable_variables:
+            if not bool(tf.reduce_all(tf.math.is_finite(variable))):
+                raise NonFiniteLossError(
+                    f"weights {variable.path} became non-finite at step {step} (the loss, "
+                    f"{loss:.4g}, did not show it); last good checkpoint: "
+                    f"{self.last_checkpoint() or 'none (no checkpoint was saved yet)'}")
 
     def on_train_end(self, logs=None):
         self.train_seconds += time.perf_counter() - self._last_time
