@@ -9,7 +9,9 @@ from typing import Any
 
 from datasets.errors import DataError, describe
 
-KERAS_CACHE = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
+# None: Keras's own cache, ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``,
+# looked up when needed (the apps may point KERAS_HOME elsewhere first).
+KERAS_CACHE = None
 
 
 def data_dir_kind(data_dir: str, how_to_fix: str) -> str:
@@ -39,7 +41,9 @@ def data_dir_kind(data_dir: str, how_to_fix: str) -> str:
 
 def keras_cache(name: str) -> str:
     """The path ``name`` would have in Keras' download cache."""
-    return os.path.join(KERAS_CACHE, name)
+    cache = KERAS_CACHE or os.path.join(
+        os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"), "datasets")
+    return os.path.join(cache, name)
 
 
 def download(what: str, fname: str, origin: str, how_to_fix: str, **get_file_args: Any) -> str:

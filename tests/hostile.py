@@ -55,3 +55,29 @@ def load_limited(module: str, function: str, path: str):
 
 def dumps(value) -> bytes:
     return pickle.dumps(value, protocol=2)
+
+
+def run_app(script: str, args, env=None, timeout: float = 300):
+    """Runs ``python <script> <args>``; returns (result, peak resident bytes, seconds).
+
+    The peak (VmHWM) is read as the process exits, whatever its exit code.
+    """
+    import tempfile
+    import time
+
+    with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak_file:
+        code = (
+            "import atexit, runpy, sys\n"
+            "peak_path, script, sys.argv = sys.argv[1], sys.argv[2], sys.argv[2:]\n"
+            "def _peak():\n"
+            "    hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+            "    open(peak_path, 'w').write(hwm[0])\n"
+            "atexit.register(_peak)\n"
+            "runpy.run_path(script, run_name='__main__')\n"
+        )
+        start = time.monotonic()
+        result = subprocess.run([sys.executable, "-c", code, peak_file.name, script, *args],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        seconds = time.monotonic() - start
+        text = peak_file.read().strip()
+    return result, int(text) * 1024 if text else 0, seconds

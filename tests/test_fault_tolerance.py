@@ -10,6 +10,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import plugin_event_accumulator
 
@@ -158,3 +159,33 @@ def test_nan_loss_stops_with_step_and_checkpoint(tmp_path):
     line = [l for l in result.stderr.splitlines() if l.startswith("error:")][0]
     assert "loss became nan at step" in line or "loss became inf at step" in line
     assert "last good checkpoint" in line
+
+
+@pytest.mark.parametrize("tf_config,message", [
+    ('["worker"]', 'TF_CONFIG must be a JSON object with "cluster" and "task" objects'),
+    ('{"cluster": {"worker": ["a:99999"]}, "task": {"type": "worker", "index": 0}}',
+     "address 'a:99999' has no port in 1..65535"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+     'TF_CONFIG task index 2 is out of range: cluster "worker" has 2 tasks'),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+     "TF_CONFIG task type 'chief' is not in its cluster (worker)"),
+    ('{"cluster": {"worker": "a:1"}, "task": {"type": "worker"}}',
+     'TF_CONFIG cluster "worker" must be a list of host:port'),
+    ("{not json", "TF_CONFIG is not valid JSON"),
+])
+def test_malformed_tf_config_is_one_line_exit_2_before_tensorflow_loads(tmp_path, tf_config, message):
+    result = subprocess.run(_cmd(f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}",
+                                 "--distribution_strategy=multi_worker"),
+                            cwd=ROOT, env=dict(os.environ, TF_CONFIG=tf_config),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_multi_worker_without_tf_config_says_so(tmp_path):
+    result = subprocess.run(_cmd(f"--data_dir={tmp_path}", "--distribution_strategy=multi_worker"),
+                            cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "TF_CONFIG"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--distribution_strategy=multi_worker needs TF_CONFIG set" in result.stderr.splitlines()[-1]

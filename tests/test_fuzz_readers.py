@@ -1,9 +1,10 @@
-"""Property-based fuzzing of the data readers with hypothesis.
+"""Property-based fuzzing of the data and run-state readers with hypothesis.
 
-Valid IDX, npz and CIFAR pickle/tar files are mutated (bytes overwritten,
+Valid IDX, npz and CIFAR pickle/tar files, checkpoint state files and
+metrics.json files are mutated (bytes overwritten,
 inserted, deleted, truncated, integers planted at random offsets, before and
 after compression); every reader must either return valid data or raise
-``DataError``, and allocate no more than ``MEMORY_BOUND`` (tracemalloc sees
+its own error (``DataError``, ``CheckpointError``, ``RunFolderError``), and allocate no more than ``MEMORY_BOUND`` (tracemalloc sees
 numpy's and zlib's buffers).
 
     FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz_readers.py
@@ -13,8 +14,10 @@ runs 2,000 mutated files per target (the CI default is smaller, see below).
 
 import gzip
 import io
+import json
 import os
 import pickle
+import shutil
 import tarfile
 import tempfile
 import tracemalloc
@@ -61,12 +64,12 @@ def mutated(draw, original: bytes) -> bytes:
     return bytes(data)
 
 
-def _bounded(read):
-    """Runs ``read()``; returns its result or None for DataError; checks the memory bound."""
+def _bounded(read, errors=(DataError,)):
+    """Runs ``read()``; returns its result or None for ``errors``; checks the memory bound."""
     tracemalloc.start()
     try:
         return read()
-    except DataError:
+    except errors:
         return None
     finally:
         _, peak = tracemalloc.get_traced_memory()
@@ -201,6 +204,55 @@ def test_cifar_archive(data, compress_after):
         os.remove(path)
     if dataset is not None:
         assert dataset.train.images.shape[1:] == (32, 32, 3) and dataset.test.labels.max() <= 9
+
+
+STATE = ('model_checkpoint_path: "ckpt-6"\n' + "".join(
+    f'all_model_checkpoint_paths: "ckpt-{n}"\n' for n in (2, 4, 6))
+    + "all_model_checkpoint_timestamps: 1796000000.5\nlast_preserved_timestamp: 1795000000.25\n"
+).encode()
+METRICS = json.dumps({
+    "status": "training", "steps": 6, "train_seconds": 12.5, "wall_seconds": 30.25,
+    "flags": {"model": "convnet", "optimizer": "adam", "steps": 6, "data_dir": None},
+    "saved_at": {str(n): {"train_seconds": 2.0 * n, "wall_seconds": 5.0 * n} for n in (2, 4, 6)},
+    "history": [{"step": n, "loss": 2.3 / n, "accuracy": 0.1 * n} for n in range(1, 7)]
+    + [{"step": 6, "val_loss": 0.5, "val_accuracy": 0.8}],
+}).encode()
+
+
+@FUZZ
+@given(data=st.data())
+def test_checkpoint_state_file(data):
+    from training.checkpoints import read_state
+    from training.errors import CheckpointError
+
+    folder = tempfile.mkdtemp()
+    try:
+        with open(os.path.join(folder, "checkpoint"), "wb") as f:
+            f.write(data.draw(mutated(STATE)))
+        state = _bounded(lambda: read_state(folder), (CheckpointError,))
+    finally:
+        shutil.rmtree(folder)
+    if state is not None:
+        for name in [state.model_checkpoint_path, *state.all_model_checkpoint_paths]:
+            assert name.startswith("ckpt-") and "/" not in name
+
+
+@FUZZ
+@given(data=st.data())
+def test_metrics_json(data):
+    from training.errors import RunFolderError
+    from training.run_folder import METRICS_KEYS, RunFolder
+
+    folder = tempfile.mkdtemp()
+    try:
+        with open(os.path.join(folder, "metrics.json"), "wb") as f:
+            f.write(data.draw(mutated(METRICS)))
+        metrics = _bounded(lambda: RunFolder(folder).read_metrics(), (RunFolderError,))
+    finally:
+        shutil.rmtree(folder)
+    if metrics is not None:
+        assert set(metrics) <= set(METRICS_KEYS)
+        assert all(type(row["step"]) is int for row in metrics.get("history", []))
 
 
 def test_the_fuzzer_really_mutates():

@@ -148,11 +148,17 @@ def test_checkpoint_from_another_model_names_the_flag(data, trained, tmp_path):
     assert_one_line_error(result, 2, "--optimizer=adam, this run has --optimizer=sgd")
 
 
-def test_checkpoint_of_another_model_without_metrics_is_refused_by_restore(data, trained, tmp_path):
+@pytest.mark.parametrize("flag,message", [
+    ("--model=convnet", "holds a run with --model=three_layer, this run has --model=convnet"),
+    ("--optimizer=sgd", "holds a run with --optimizer=adam, this run has --optimizer=sgd"),
+])
+def test_without_metrics_the_checkpoint_itself_names_the_flag_that_differs(
+        data, trained, tmp_path, flag, message):
+    # The run's identity is stored inside each checkpoint, not only in metrics.json.
     model_dir = _copy(trained, tmp_path / "m")
     os.remove(model_dir / "metrics.json")
-    result = train(*TINY, "--model=convnet", f"--data_dir={data}", f"--model_dir={model_dir}", "--steps=4")
-    assert_one_line_error(result, 2, "is corrupt or belongs to another model")
+    result = train(*TINY, flag, f"--data_dir={data}", f"--model_dir={model_dir}", "--steps=4")
+    assert_one_line_error(result, 2, message)
 
 
 @pytest.mark.parametrize("damage", ["truncate_data", "garbage_index", "garbage_state"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging as std_logging
 import os
 import sys
+import tempfile
 import traceback
 from typing import Callable, Dict, List, NoReturn, Sequence
 
@@ -18,12 +19,18 @@ from absl import app, flags, logging
 from datasets import DataError
 from training.errors import (CheckpointError, Interrupted, NonFiniteLossError, RunFolderError,
                              StrategyError, UsageError)
+from training.state_files import StateFileError, read_state_file
 
 EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
-# An error message quotes at most this much (a hostile value could be megabytes).
+# An error message quotes at most this much (a hostile value could be megabytes);
+# a longer word (a path) keeps its start and end, so the reason after it survives.
 MESSAGE_LIMIT = 1000
+WORD_LIMIT = 160
+# Flag files are read by absl before any flag is checked: bounded here first.
+MAX_FLAGFILE_BYTES = 1 << 20
+MAX_FLAGFILES = 64
 LIBRARIES = ("tensorflow", "keras", "tensorboard")
 BAD_INPUT = (DataError, UsageError, RunFolderError, CheckpointError, StrategyError)
 
@@ -32,11 +39,70 @@ def _fail(prefix: str, error: object, code: int) -> NoReturn:
     # What TensorFlow logs while objects are torn down (e.g. "unrestored values")
     # would otherwise follow, and bury, the one line that says what went wrong.
     std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
-    text = " ".join(str(error).split())
-    if len(text) > MESSAGE_LIMIT:
-        text = text[:MESSAGE_LIMIT] + " ..."
+    text = shorten(str(error))
     print(f"{prefix}: {text}", file=sys.stderr)
     sys.exit(code)
+
+
+def shorten(text: str) -> str:
+    """One line of at most ~MESSAGE_LIMIT characters: words longer than WORD_LIMIT
+    (paths) are cut in the middle, then the end if it is still too long."""
+    words = []
+    for word in text.split():
+        if len(word) > WORD_LIMIT:
+            word = f"{word[:WORD_LIMIT // 2]}...{word[-(WORD_LIMIT // 2 - 3):]}"
+        words.append(word)
+    text = " ".join(words)
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + " ..."
+
+
+def _flag_file_arguments(args: Sequence[str]) -> List[str]:
+    """The paths given to --flagfile in ``args`` (both spellings absl accepts)."""
+    paths = []
+    for i, arg in enumerate(args):
+        for prefix in ("--flagfile=", "-flagfile="):
+            if arg.startswith(prefix):
+                paths.append(arg[len(prefix):])
+        if arg in ("--flagfile", "-flagfile") and i + 1 < len(args):
+            paths.append(args[i + 1])
+    return paths
+
+
+def check_flag_files(argv: Sequence[str]) -> None:
+    """Refuses flag files absl would block on or read without end, nested ones included.
+
+    Raises:
+        UsageError: a missing, non-regular (FIFO, device) or oversized flag file,
+            or more than MAX_FLAGFILES of them.
+    """
+    pending, seen = _flag_file_arguments(argv[1:]), 0
+    while pending:
+        path = os.path.expanduser(pending.pop())
+        seen += 1
+        if seen > MAX_FLAGFILES:
+            raise UsageError(f"more than {MAX_FLAGFILES} --flagfile files (nested ones included)")
+        try:
+            raw = read_state_file(path, MAX_FLAGFILE_BYTES, follow_symlinks=True)
+        except StateFileError as e:
+            raise UsageError(f"--flagfile: {e}") from None
+        if raw is None:
+            raise UsageError(f"--flagfile={path} does not exist")
+        pending.extend(_flag_file_arguments(raw.decode("utf-8", "replace").split()))
+
+
+def use_temporary_homes_if_needed() -> None:
+    """Points Keras and matplotlib at a temporary folder when the home folder cannot
+    take their files (HOME empty, missing or read-only), instead of writing
+    ``~/.keras`` or ``~/.cache`` somewhere else (an empty HOME makes them relative)."""
+    home = os.environ.get("HOME", "")
+    usable = bool(home) and os.path.isabs(home) and os.path.isdir(home) and os.access(home, os.W_OK)
+    if usable:
+        return
+    base = tempfile.mkdtemp(prefix="hand-written-backprop-")
+    for variable, sub in (("KERAS_HOME", "keras"), ("MPLCONFIGDIR", "matplotlib")):
+        if not os.environ.get(variable):
+            os.environ[variable] = os.path.join(base, sub)
+            os.makedirs(os.environ[variable], exist_ok=True)
 
 
 class _LibraryInfoFilter(std_logging.Filter):
@@ -55,10 +121,11 @@ def _quiet_library_info() -> None:
 
 
 def parse_flags(argv: List[str]) -> List[str]:
-    """absl's parsing, but a bad flag is one line on stderr and exit code 2."""
+    """absl's parsing, but a bad flag (or flag file) is one line on stderr and exit code 2."""
     try:
+        check_flag_files(argv)
         return flags.FLAGS(argv)
-    except flags.Error as e:
+    except (flags.Error, UsageError) as e:
         _fail("error", e, EXIT_BAD_INPUT)
 
 
@@ -70,6 +137,7 @@ def main_for(run: Callable[..., Dict]) -> Callable[[Sequence[str]], None]:
             _fail("error", f"unexpected arguments: {' '.join(argv[1:])}", EXIT_BAD_INPUT)
         if logging.get_verbosity() < logging.DEBUG:
             _quiet_library_info()
+        use_temporary_homes_if_needed()
         try:
             run(flags.FLAGS)
         except BAD_INPUT as e:

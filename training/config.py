@@ -12,6 +12,7 @@ from absl import flags
 
 from models import registry
 from training.errors import UsageError
+from training.tf_config import parse_tf_config
 
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -76,6 +77,8 @@ class TrainConfig:
         if self.impl != "tf" and not spec.numpy_backward:
             raise UsageError(f"--model={self.model} needs --impl=tf (batch normalization has "
                              "no NumPy-backed layer)")
+        if self.distribution_strategy == "multi_worker":
+            parse_tf_config()  # its own errors, before TensorFlow reads it
         if self.audit_every and self.layers != "custom":
             raise UsageError("--audit_every checks the custom layers' gradients; "
                              "it needs --layers=custom")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Optional
 
 import tensorflow as tf
 
 from training.config import STRATEGIES
 from training.errors import StrategyError
+from training.tf_config import parse_tf_config
 
 
 def configure_cpu_devices(count: int) -> None:
@@ -32,16 +31,7 @@ def configure_cpu_devices(count: int) -> None:
 
 
 def _tf_config() -> Optional[dict]:
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        return None
-    try:
-        config = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise StrategyError(f"TF_CONFIG is not valid JSON: {e}") from None
-    if "cluster" not in config or "task" not in config:
-        raise StrategyError('TF_CONFIG needs "cluster" and "task" entries')
-    return config
+    return parse_tf_config()
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -35,7 +35,7 @@ from training.callbacks import ProgressLogger, StopSignals, mark_session_start
 from training.config import TrainConfig
 from training.errors import CheckpointError, Interrupted, UsageError
 from training.optimizers import make_optimizer
-from training.run_folder import RunFolder, history_up_to
+from training.run_folder import RunFolder, capped_history, history_up_to
 
 CHECKPOINTS_KEPT = 3
 LoadData = Callable[[Optional[str], int, int], Dataset]
@@ -124,16 +124,27 @@ def _restore(config: TrainConfig, model: keras.Model, checkpoint: tf.train.Check
     """Restores the latest checkpoint in ``model_dir``, if any; returns its path."""
     path = checkpoints.latest(os.path.join(model_dir, "checkpoints"))
     if path:
-        checkpoints.check_same_model(previous.get("flags", {}), config, model_dir)
-        checkpoints.restore(checkpoint, model, path)
+        checkpoints.restore(checkpoint, model, path, config, model_dir, previous.get("flags", {}))
     return path
+
+
+def _totals_at(previous: Dict[str, Any], step: int) -> Dict[str, float]:
+    """Train and wall seconds summed up to the checkpoint of ``step``.
+
+    metrics.json is written before each checkpoint, so it may be one round
+    ahead of the checkpoint a killed run resumes from; its ``saved_at`` keeps
+    the totals of each recent checkpoint.
+    """
+    at = previous.get("saved_at", {}).get(str(step))
+    source = at if at is not None else previous
+    return {key: source.get(key, 0.0) for key in ("train_seconds", "wall_seconds")}
 
 
 def _evaluate_checkpoint(config: TrainConfig, data: Dataset, strategy, model_dir: str) -> Dict[str, Any]:
     previous = RunFolder(model_dir).read_metrics()
     with strategy.scope():
         model = build_compiled_model(config, data)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        checkpoint = checkpoints.make_checkpoint(model, config)
         path = _restore(config, model, checkpoint, model_dir, previous)
     if not path:
         raise CheckpointError(f"no checkpoint in {model_dir}/checkpoints to evaluate")
@@ -160,12 +171,16 @@ def _writers(model_dir: str, step: int) -> Dict[str, Any]:
 def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, model_dir: str,
            chief: bool) -> Dict[str, Any]:
     previous = RunFolder(model_dir).read_metrics()
+    # TensorFlow's manager reads (and prunes by) its state file when it starts:
+    # ours is checked first, so that it can only ever delete checkpoints of this folder.
+    checkpoints.read_state(folder.join("checkpoints"))
     with strategy.scope():
         model = build_compiled_model(config, data)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-        manager = tf.train.CheckpointManager(checkpoint, folder.join("checkpoints"),
-                                             max_to_keep=CHECKPOINTS_KEPT)
+        checkpoint = checkpoints.make_checkpoint(model, config)
         restored = _restore(config, model, checkpoint, model_dir, previous)
+        manager = tf.train.CheckpointManager(checkpoint, folder.join("checkpoints"),
+                                             max_to_keep=CHECKPOINTS_KEPT,
+                                             checkpoint_name=checkpoints.PREFIX)
     step = int(model.optimizer.iterations.numpy())
     if step:
         logging.info("Resuming from step %d (checkpoint %s)", step, restored)
@@ -182,8 +197,8 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
                                               augment=config.augment, normalization=data.normalization))
         auditor = audit.GradientAudit(twin, batches, config.audit_every, writers.get("train"), history)
         callbacks.append(auditor)
-    totals = {"train_seconds": previous.get("train_seconds", 0.0),
-              "wall_seconds": previous.get("wall_seconds", 0.0)}
+    totals = _totals_at(previous, step)
+    saved_at = {k: v for k, v in previous.get("saved_at", {}).items() if int(k) <= step}
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         distribute.prepare_for_multi_worker(model, pipeline.eval_dataset(data.train, config.batch_size))
 
@@ -192,9 +207,18 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
                 "wall_seconds": totals["wall_seconds"] + outputs.process_wall_seconds()}
 
     def save(step: int) -> None:
-        manager.save(checkpoint_number=step)
-        folder.write_json("metrics.json", {"status": "training", "steps": step, **elapsed(),
-                                           "flags": config.to_dict(), "history": history})
+        # The metrics first: a run killed between the two writes resumes from the
+        # previous checkpoint with this round's history still on disk (the rows
+        # past that checkpoint are dropped and logged again).
+        now = elapsed()
+        saved_at[str(step)] = now
+        for old in sorted(saved_at, key=int)[:-(CHECKPOINTS_KEPT + 1)]:
+            del saved_at[old]
+        with folder.writing(f"the metrics and checkpoint of step {step}"):
+            folder.write_json("metrics.json", {
+                "status": "training", "steps": step, **now, "flags": config.to_dict(),
+                "saved_at": saved_at, "history": capped_history(history)})
+            manager.save(checkpoint_number=step)
         logging.info("saved checkpoint at step %d", step)
 
     with stop.installed():
@@ -203,7 +227,8 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
             raise Interrupted(stop.signum, step, manager.latest_checkpoint)
 
     results = outputs.evaluate(model, data, config.batch_size)
-    outputs.export(model, folder, config.export_savedmodel and chief)
+    with folder.writing("the trained model"):
+        outputs.export(model, folder, config.export_savedmodel and chief)
     metrics = {
         "status": "done",
         "test_accuracy": results["test_accuracy"],
@@ -218,14 +243,16 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
         "replicas": strategy.num_replicas_in_sync,
         **({"gradient_audit_max": auditor.largest, "gradient_audit_seconds": auditor.seconds}
            if auditor else {}),
-        "history": history,
+        "saved_at": saved_at,
+        "history": capped_history(history),
     }
-    if chief:
-        outputs.write_test_scalars(writers["test"], metrics, step)
-        outputs.write_pictures(model, data, results, history, folder, writers, step)
-        for writer in writers.values():
-            writer.flush()
-    folder.write_json("metrics.json", metrics)
+    with folder.writing("the final metrics and pictures"):
+        if chief:
+            outputs.write_test_scalars(writers["test"], metrics, step)
+            outputs.write_pictures(model, data, results, history, folder, writers, step)
+            for writer in writers.values():
+                writer.flush()
+        folder.write_json("metrics.json", metrics)
     print(outputs.summary_line(metrics))
     return metrics
 
