@@ -219,19 +219,24 @@ METRICS = json.dumps({
 }).encode()
 
 
+def _read_in_folder(name: str, raw: bytes, read, errors):
+    """``read(folder)`` of a fresh folder holding ``raw`` as ``name``, under ``_bounded``."""
+    folder = tempfile.mkdtemp()
+    try:
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(raw)
+        return _bounded(lambda: read(folder), errors)
+    finally:
+        shutil.rmtree(folder)
+
+
 @FUZZ
 @given(data=st.data())
 def test_checkpoint_state_file(data):
     from training.checkpoints import read_state
     from training.errors import CheckpointError
 
-    folder = tempfile.mkdtemp()
-    try:
-        with open(os.path.join(folder, "checkpoint"), "wb") as f:
-            f.write(data.draw(mutated(STATE)))
-        state = _bounded(lambda: read_state(folder), (CheckpointError,))
-    finally:
-        shutil.rmtree(folder)
+    state = _read_in_folder("checkpoint", data.draw(mutated(STATE)), read_state, (CheckpointError,))
     if state is not None:
         for name in [state.model_checkpoint_path, *state.all_model_checkpoint_paths]:
             assert name.startswith("ckpt-") and "/" not in name
@@ -243,13 +248,8 @@ def test_metrics_json(data):
     from training.errors import RunFolderError
     from training.run_folder import METRICS_KEYS, RunFolder
 
-    folder = tempfile.mkdtemp()
-    try:
-        with open(os.path.join(folder, "metrics.json"), "wb") as f:
-            f.write(data.draw(mutated(METRICS)))
-        metrics = _bounded(lambda: RunFolder(folder).read_metrics(), (RunFolderError,))
-    finally:
-        shutil.rmtree(folder)
+    metrics = _read_in_folder("metrics.json", data.draw(mutated(METRICS)),
+                              lambda folder: RunFolder(folder).read_metrics(), (RunFolderError,))
     if metrics is not None:
         assert set(metrics) <= set(METRICS_KEYS)
         assert all(type(row["step"]) is int for row in metrics.get("history", []))

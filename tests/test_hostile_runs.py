@@ -103,14 +103,19 @@ def test_symlinks_in_the_run_folder_are_replaced_not_written_through(data, tmp_p
         assert not os.path.islink(model_dir / name) and os.path.getsize(model_dir / name) > 0
 
 
-def test_symlinked_metrics_json_is_not_trusted(data, tmp_path):
+@pytest.mark.parametrize("name,link,message", [
+    ("metrics.json", os.symlink, "metrics.json is a symlink, not a file this project wrote"),
+    (".lock", os.link, ".lock has 2 hard links, so writing it would change a file elsewhere"),
+])
+def test_a_link_planted_at_a_state_file_is_refused_and_its_target_untouched(
+        data, tmp_path, name, link, message):
     model_dir = tmp_path / "m"
     model_dir.mkdir()
     victim = tmp_path / "victim.json"
     victim.write_text("{}")
-    os.symlink(victim, model_dir / "metrics.json")
+    link(victim, model_dir / name)
     result = train(*TINY, f"--data_dir={data}", f"--model_dir={model_dir}", "--steps=2")
-    assert_one_line_error(result, 2, "metrics.json is a symlink, not a file this project wrote")
+    assert_one_line_error(result, 2, message)
     assert victim.read_text() == "{}"
 
 

@@ -21,7 +21,7 @@ from tensorflow.python.checkpoint import checkpoint_management
 
 from training.config import TrainConfig
 from training.errors import CheckpointError
-from training.state_files import StateFileError, read_state_file
+from training.state_files import read_run_state
 
 # Flags that change what a checkpoint holds: resuming across them cannot work.
 IDENTITY_FLAGS = ("dataset", "model", "optimizer", "mixed_precision")
@@ -69,10 +69,7 @@ def read_state(directory: str) -> Optional[checkpoint_management.CheckpointState
     """
     path = os.path.join(directory, STATE_FILE)
     how_to_fix = "move the folder away to start afresh"
-    try:
-        raw = read_state_file(path, MAX_STATE_BYTES)
-    except StateFileError as e:
-        raise CheckpointError(f"{e}; {how_to_fix}") from None
+    raw = read_run_state(path, MAX_STATE_BYTES, CheckpointError, how_to_fix)
     if raw is None:
         return None
     state = checkpoint_management.CheckpointState()

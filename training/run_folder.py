@@ -26,7 +26,7 @@ import tempfile
 from typing import Any, Callable, Dict, Iterator, List
 
 from training.errors import RunFolderError
-from training.state_files import StateFileError, read_state_file
+from training.state_files import read_run_state
 
 LOCK_NAME = ".lock"
 # Folders TensorFlow writes into by name; they must be real folders.
@@ -197,10 +197,7 @@ class RunFolder:
         """
         path = self.join(name)
         how_to_fix = "move it away to start the run afresh"
-        try:
-            raw = read_state_file(path, MAX_METRICS_BYTES)
-        except StateFileError as e:
-            raise RunFolderError(f"{e}; {how_to_fix}") from None
+        raw = read_run_state(path, MAX_METRICS_BYTES, RunFolderError, how_to_fix)
         if raw is None:
             return {}
         problem = _too_many_values(raw)

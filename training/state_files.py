@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Optional
+from typing import Optional, Type
 
 
 class StateFileError(Exception):
@@ -62,3 +62,12 @@ def read_state_file(path: str, max_bytes: int, follow_symlinks: bool = False) ->
 
 def _size(count: int) -> str:
     return f"{count >> 20} MB" if count >= 1 << 20 else f"{count >> 10} KB"
+
+
+def read_run_state(path: str, max_bytes: int, error: Type[Exception], how_to_fix: str
+                   ) -> Optional[bytes]:
+    """``read_state_file``, its refusal raised as ``error`` with ``how_to_fix`` appended."""
+    try:
+        return read_state_file(path, max_bytes)
+    except StateFileError as e:
+        raise error(f"{e}; {how_to_fix}") from None
