@@ -1,7 +1,7 @@
 """The NumPy reference of every op family, in one namespace: textbook maths.
 
 Each op comes as a forward/backward pair living in its family's module (next
-to the TF op it checks): a ``*_naive`` / ``*_loops`` form written as plain loops
+to the TF op it checks): a ``*_naive`` form written as plain loops
 that reads like the textbook (the test oracle), and a vectorised form fast
 enough to train with. Forwards return ``(out, cache)``, backwards the input
 gradients.
@@ -12,7 +12,12 @@ features, M output features. Output sizes follow TensorFlow's padding rule
 (``custom_layers.ops.shapes``).
 """
 
-from custom_layers.ops.activations import relu_backward, relu_forward
+from custom_layers.ops.activations import (
+    relu_backward,
+    relu_forward,
+    softmax_backward,
+    softmax_forward,
+)
 from custom_layers.ops.affine import (
     affine_backward,
     affine_backward_naive,
@@ -33,8 +38,9 @@ from custom_layers.ops.convolution import (
 )
 from custom_layers.ops.depthwise_convolution import (
     depthwise_conv2d_backward,
+    depthwise_conv2d_backward_naive,
     depthwise_conv2d_forward,
-    depthwise_conv2d_forward_loops,
+    depthwise_conv2d_forward_naive,
 )
 from custom_layers.ops.inverted_dropout import dropout_backward, dropout_forward
 from custom_layers.ops.cross_entropy import probability_loss, softmax_loss
@@ -46,21 +52,22 @@ from custom_layers.ops.max_pooling import (
     max_pool2d_forward_naive,
 )
 from custom_layers.ops.batch_normalization import (
-    batchnorm_backward,
-    batchnorm_backward_naive,
-    batchnorm_forward,
-    batchnorm_forward_naive,
+    batch_norm_backward,
+    batch_norm_backward_naive,
+    batch_norm_forward,
+    batch_norm_forward_naive,
 )
 
 __all__ = [
     "affine_backward", "affine_backward_naive", "affine_forward", "affine_forward_naive",
     "avg_pool2d_backward", "avg_pool2d_backward_naive", "avg_pool2d_forward",
-    "avg_pool2d_forward_naive", "batchnorm_backward", "batchnorm_backward_naive",
-    "batchnorm_forward", "batchnorm_forward_naive", "conv2d_backward",
+    "avg_pool2d_forward_naive", "batch_norm_backward", "batch_norm_backward_naive",
+    "batch_norm_forward", "batch_norm_forward_naive", "conv2d_backward",
     "conv2d_backward_naive", "conv2d_forward", "conv2d_forward_naive",
-    "depthwise_conv2d_backward", "depthwise_conv2d_forward",
-    "depthwise_conv2d_forward_loops", "dropout_backward", "dropout_forward",
-    "global_pool_backward", "global_pool_forward", "max_pool2d_backward",
+    "depthwise_conv2d_backward", "depthwise_conv2d_backward_naive",
+    "depthwise_conv2d_forward", "depthwise_conv2d_forward_naive", "dropout_backward",
+    "dropout_forward", "global_pool_backward", "global_pool_forward", "max_pool2d_backward",
     "max_pool2d_backward_naive", "max_pool2d_forward", "max_pool2d_forward_naive",
-    "probability_loss", "relu_backward", "relu_forward", "softmax_loss",
+    "probability_loss", "relu_backward", "relu_forward", "softmax_backward",
+    "softmax_forward", "softmax_loss",
 ]

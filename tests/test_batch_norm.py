@@ -28,15 +28,17 @@ def _problem(shape, axis, seed=0):
 @pytest.mark.parametrize("training", [True, False])
 def test_loops_equal_vectorised_and_numeric(shape, axis, training):
     x, gamma, beta, mm, mv, rng = _problem(shape, axis)
-    out, cache, mean, var = norm.batchnorm_forward(x, gamma, beta, axis, 1e-3, training, mm, mv)
-    out_n, cache_n, mean_n, var_n = norm.batchnorm_forward_naive(x, gamma, beta, axis, 1e-3, training, mm, mv)
+    out, cache = norm.batch_norm_forward(x, gamma, beta, axis, 1e-3, training, mm, mv)
+    mean, var = cache.mean, cache.var
+    out_n, cache_n = norm.batch_norm_forward_naive(x, gamma, beta, axis, 1e-3, training, mm, mv)
+    mean_n, var_n = cache_n.mean, cache_n.var
     np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(mean, mean_n, rtol=1e-12, atol=1e-12)
     dout = rng.normal(size=out.shape)
-    grads = norm.batchnorm_backward(dout, cache)
-    for g, g_n in zip(grads, norm.batchnorm_backward_naive(dout, cache_n)):
+    grads = norm.batch_norm_backward(dout, cache)
+    for g, g_n in zip(grads, norm.batch_norm_backward_naive(dout, cache_n)):
         np.testing.assert_allclose(g, g_n, rtol=1e-10, atol=1e-12)
-    forward = lambda: norm.batchnorm_forward(x, gamma, beta, axis, 1e-3, training, mm, mv)[0]  # noqa: E731
+    forward = lambda: norm.batch_norm_forward(x, gamma, beta, axis, 1e-3, training, mm, mv)[0]  # noqa: E731
     for value, grad in zip((x, gamma, beta), grads):
         assert rel_error(grad, numeric_gradient(forward, value, dout, h=1e-4)) < CURVED_NUMERIC_BOUND
 
@@ -57,7 +59,7 @@ def _stock_gradients(x, gamma, beta, mm, mv, axis, training, dout, mask=None):
 @pytest.mark.parametrize("training", [True, False])
 def test_tf_op_matches_numpy_and_stock_autodiff(shape, axis, training):
     x, gamma, beta, mm, mv, rng = _problem(shape, axis, seed=1)
-    out, cache, _, _ = norm.batchnorm_forward(x, gamma, beta, axis, 1e-3, training, mm, mv)
+    out, cache = norm.batch_norm_forward(x, gamma, beta, axis, 1e-3, training, mm, mv)
     dout = rng.normal(size=out.shape)
     tensors = [tf.constant(v) for v in (x, gamma, beta)]
     with tf.GradientTape() as tape:
@@ -70,7 +72,7 @@ def test_tf_op_matches_numpy_and_stock_autodiff(shape, axis, training):
     stock_y, stock = _stock_gradients(x, gamma, beta, mm, mv, axis, training, dout)
     tolerance = rounding_tolerance(x)
     assert rel_error(y.numpy(), stock_y) <= tolerance
-    for o, s, r in zip(ours, stock, norm.batchnorm_backward(dout, cache)):
+    for o, s, r in zip(ours, stock, norm.batch_norm_backward(dout, cache)):
         assert rel_error(o, s) <= tolerance
         assert rel_error(o, r) <= tolerance
 

@@ -25,7 +25,7 @@ def test_numpy_loops_vectorised_tf_and_stock_agree(strides, padding, dilation, m
     w = rng.normal(size=(kernel, kernel, 3, multiplier))
     b = rng.normal(size=(3 * multiplier,))
     args = ((strides, strides), padding, (dilation, dilation))
-    loops = depthwise.depthwise_conv2d_forward_loops(x, w, b, *args)
+    loops, loops_cache = depthwise.depthwise_conv2d_forward_naive(x, w, b, *args)
     out, cache = depthwise.depthwise_conv2d_forward(x, w, b, *args)
     stock = tf.nn.depthwise_conv2d(x, w, [1, strides, strides, 1], padding.upper(),
                                    dilations=[dilation, dilation]) + b
@@ -38,8 +38,9 @@ def test_numpy_loops_vectorised_tf_and_stock_agree(strides, padding, dilation, m
     autodiff = tf_gradients(lambda xx, ww, bb: tf.nn.depthwise_conv2d(
         xx, ww, [1, strides, strides, 1], padding.upper(), dilations=[dilation, dilation]) + bb,
         (x, w, b), dout)
-    for name, o, n, s in zip(("dx", "dw", "db"), ours, numpy_grads, autodiff):
-        assert rel_error(o, n) <= tol and rel_error(o, s) <= tol, name
+    loop_grads = depthwise.depthwise_conv2d_backward_naive(dout, loops_cache)
+    for name, o, n, s, lg in zip(("dx", "dw", "db"), ours, numpy_grads, autodiff, loop_grads):
+        assert rel_error(o, n) <= tol and rel_error(o, s) <= tol and rel_error(lg, n) <= tol, name
 
 
 def test_numpy_backward_matches_numeric_gradient():

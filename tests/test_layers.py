@@ -225,15 +225,16 @@ def test_numpy_impl_trains_like_tf_impl():
     np.testing.assert_allclose(losses["numpy"], losses["tf"], rtol=1e-3)
 
 
-def test_mixed_precision_fit_keeps_float32_weights():
-    keras.mixed_precision.set_global_policy("mixed_float16")
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_fit_keeps_float32_weights(policy):
+    keras.mixed_precision.set_global_policy(policy)
     try:
         model = models.build_three_layer(input_shape=(8, 8, 1), num_classes=3)
         model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
         images, labels = _toy_data()
         history = model.fit(images, labels, batch_size=16, epochs=3, verbose=0)
         assert model.get_layer("conv1").kernel.dtype == "float32"
-        assert model.get_layer("conv1").compute_dtype == "float16"
+        assert model.get_layer("conv1").compute_dtype == policy.split("_")[1]
         assert history.history["loss"][-1] < history.history["loss"][0]
         assert all(np.isfinite(w).all() for w in model.get_weights())
     finally:

@@ -56,3 +56,21 @@ def test_every_registered_model_builds_and_its_rules_match_its_builder(name):
 def test_unknown_model_names_the_choices():
     with pytest.raises(ValueError, match=r"model must be one of \('convnet'"):
         models.build_model("vgg")
+
+
+def test_precision_flag_and_its_older_spelling():
+    from absl import flags
+
+    def parse(*args):
+        values = flags.FlagValues()
+        config.define_flags(config.MNIST, values)
+        values(["prog", *args])
+        return config.from_flags(config.MNIST, values)
+
+    assert parse().precision == "float32"
+    assert parse("--precision=mixed_bfloat16").precision == "mixed_bfloat16"
+    assert parse("--mixed_precision").precision == "mixed_float16"
+    with pytest.raises(UsageError, match="cannot be combined with --precision=mixed_bfloat16"):
+        parse("--mixed_precision", "--precision=mixed_bfloat16")
+    with pytest.raises(flags.IllegalFlagValueError):
+        parse("--precision=float16")

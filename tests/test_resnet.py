@@ -141,7 +141,7 @@ def test_cli_resnet20_preset_with_mixed_precision_trains_saves_and_reloads(tmp_p
     # The preset, with the flags given on the command line on top.
     assert (flags_["optimizer"], flags_["learning_rate"], flags_["weight_decay"]) == ("momentum", 0.1, 5e-3)
     assert (flags_["dropout_rate"], flags_["jit_compile"], flags_["augment"]) == (0.0, True, True)
-    assert (flags_["steps"], flags_["batch_size"], flags_["mixed_precision"]) == (3, 8, True)
+    assert (flags_["steps"], flags_["batch_size"], flags_["precision"]) == (3, 8, "mixed_float16")
     assert np.isfinite(metrics["test_loss"])
     model = keras.models.load_model(model_dir / "model.keras")
     assert type(model.get_layer("stage2_block1_1_bn")) is custom_layers.BatchNormalization

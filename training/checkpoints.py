@@ -24,7 +24,7 @@ from training.errors import CheckpointError
 from training.state_files import read_run_state
 
 # Flags that change what a checkpoint holds: resuming across them cannot work.
-IDENTITY_FLAGS = ("dataset", "model", "optimizer", "mixed_precision")
+IDENTITY_FLAGS = ("dataset", "model", "optimizer", "precision")
 MESSAGE_LIMIT = 200
 STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's index of checkpoints
 PREFIX = "ckpt"
@@ -51,6 +51,8 @@ def make_checkpoint(model: keras.Model, config: TrainConfig) -> tf.train.Checkpo
 
 def check_same_model(saved: Dict[str, Any], config: TrainConfig, folder: str) -> None:
     """Raises CheckpointError naming the first identity flag that differs from the saved run."""
+    if "precision" not in saved and "mixed_precision" in saved:  # the older flag
+        saved = {**saved, "precision": "mixed_float16" if saved["mixed_precision"] else "float32"}
     for name in IDENTITY_FLAGS:
         if name in saved and saved[name] != getattr(config, name):
             flag = "the data set" if name == "dataset" else f"--{name}"

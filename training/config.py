@@ -18,6 +18,9 @@ OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine", "step")
 MODES = ("train", "eval")
+# Keras's dtype policies the apps train under: float32 everywhere; bfloat16 or
+# float16 compute with float32 weights (weight gradients accumulate in float32).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 MODELS = registry.MODEL_NAMES
 RESNETS = registry.names_in_family("resnet")
 
@@ -45,7 +48,7 @@ class TrainConfig:
     mode: str = "train"
     seed: int = 0
     jit_compile: bool = False
-    mixed_precision: bool = False
+    precision: str = "float32"
     validation_size: int = 5000
     augment: bool = False
     export_savedmodel: bool = False
@@ -160,9 +163,13 @@ def define_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS)
                          flag_values=flag_values)
     flags.DEFINE_boolean("jit_compile", base.jit_compile, "Compile the train step with XLA.",
                          flag_values=flag_values)
-    flags.DEFINE_boolean("mixed_precision", base.mixed_precision,
-                         "mixed_float16 policy (float32 weights, float16 compute).",
-                         flag_values=flag_values)
+    flags.DEFINE_enum("precision", base.precision, PRECISIONS,
+                      "Keras dtype policy: float32; mixed_bfloat16 (bfloat16 compute, float32 "
+                      "weights: fast on CPUs with AMX or AVX512_BF16 and on recent GPUs); "
+                      "mixed_float16 (float16 compute: for GPUs; slow on CPUs).",
+                      flag_values=flag_values)
+    flags.DEFINE_boolean("mixed_precision", False,
+                         "Older spelling of --precision=mixed_float16.", flag_values=flag_values)
     flags.DEFINE_integer("validation_size", base.validation_size,
                          "Training examples held out for validation.", flag_values=flag_values)
     flags.DEFINE_boolean("augment", base.augment,
@@ -213,9 +220,16 @@ def from_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS,
     names = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "dataset"]
     preset = (model_presets or {}).get(flag_values["model"].value)
     if preset is None:
-        return dataclasses.replace(base, **{n: flag_values[n].value for n in names})
-    return dataclasses.replace(preset, **{n: flag_values[n].value for n in names
-                                          if flag_values[n].present})
+        config = dataclasses.replace(base, **{n: flag_values[n].value for n in names})
+    else:
+        config = dataclasses.replace(preset, **{n: flag_values[n].value for n in names
+                                                if flag_values[n].present})
+    if "mixed_precision" in flag_values and flag_values["mixed_precision"].value:
+        if flag_values["precision"].present and config.precision != "mixed_float16":
+            raise UsageError(f"--mixed_precision means --precision=mixed_float16; it cannot be "
+                             f"combined with --precision={config.precision}")
+        config = dataclasses.replace(config, precision="mixed_float16")
+    return config
 
 
 # Per-data-set presets: what each entry script trains with unless flags say

@@ -61,8 +61,7 @@ def run(config: TrainConfig, load_data: LoadData) -> Dict[str, Any]:
     if config.num_cpu_devices > 1:
         distribute.configure_cpu_devices(config.num_cpu_devices)
     strategy = distribute.make_strategy(config.distribution_strategy)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(config.precision)
     try:
         data = _load_checked(config, load_data, strategy.num_replicas_in_sync)
         model_dir = config.resolved_model_dir()

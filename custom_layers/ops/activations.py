@@ -31,6 +31,19 @@ def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     return np.where(cache > 0, dout, 0).astype(dout.dtype)
 
 
+def softmax_forward(z: np.ndarray):
+    """Softmax over the last axis (max subtracted first). Returns out (like z) and the cache (out)."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    y = e / e.sum(axis=-1, keepdims=True)
+    return y, y
+
+
+def softmax_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
+    """dz = y ⊙ (dout − Σ dout ⊙ y) over the last axis."""
+    y = cache
+    return y * (dout - (dout * y).sum(axis=-1, keepdims=True))
+
+
 # ----------------------------------------------------------------------------
 # TensorFlow ops
 # ----------------------------------------------------------------------------

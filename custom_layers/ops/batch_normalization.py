@@ -18,7 +18,7 @@ dx = gamma / sqrt(var + eps) * (dy - p Σ dy - p xhat Σ dy xhat).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -37,7 +37,20 @@ def _axes(ndim: int, axis: int) -> Tuple[Tuple[int, ...], int]:
 
 # --------------------------------------------------------------------------- NumPy reference
 
-def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axis: int = -1,
+class BatchNormCache(NamedTuple):
+    """What the NumPy backward needs, and the (C,) mean and variance the forward used."""
+
+    xhat: np.ndarray  # like x (vectorised) or (rows, C) (loops)
+    gamma: np.ndarray
+    inv_std: np.ndarray  # (C,)
+    axis: int
+    shape: Tuple[int, ...]  # broadcast shape of (C,) values, or x moved channels-last
+    training: bool
+    mean: np.ndarray
+    var: np.ndarray
+
+
+def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axis: int = -1,
                       epsilon: float = 1e-3, training: bool = True,
                       moving_mean: Optional[np.ndarray] = None,
                       moving_var: Optional[np.ndarray] = None):
@@ -49,8 +62,8 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axis: 
         training: batch statistics if True, else ``moving_mean``/``moving_var`` (C,).
 
     Returns:
-        out: like x; cache for ``batchnorm_backward``; and the (C,) mean and
-        variance used.
+        out: like x. cache: a ``BatchNormCache`` for ``batch_norm_backward``,
+        holding the (C,) mean and variance used.
     """
     axes, axis = _axes(x.ndim, axis)
     shape = [1] * x.ndim
@@ -63,12 +76,14 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axis: 
     inv_std = 1.0 / np.sqrt(var + epsilon)
     xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
     out = gamma.reshape(shape) * xhat + beta.reshape(shape)
-    return out, (xhat, gamma, inv_std, axes, shape, training), mean, var
+    return out, BatchNormCache(xhat, gamma, inv_std, axis, tuple(shape), training, mean, var)
 
 
-def batchnorm_backward(dout: np.ndarray, cache) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """dx (like x), dgamma (C,), dbeta (C,) from ``batchnorm_forward``'s cache."""
-    xhat, gamma, inv_std, axes, shape, training = cache
+def batch_norm_backward(dout: np.ndarray, cache: BatchNormCache
+                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dx (like x), dgamma (C,), dbeta (C,) from ``batch_norm_forward``'s cache."""
+    xhat, gamma, inv_std, axis, shape, training = cache[:6]
+    axes, _ = _axes(xhat.ndim, axis)
     dbeta = dout.sum(axis=axes)
     dgamma = (dout * xhat).sum(axis=axes)
     scale = (gamma * inv_std).reshape(shape)
@@ -79,8 +94,8 @@ def batchnorm_backward(dout: np.ndarray, cache) -> Tuple[np.ndarray, np.ndarray,
     return dx, dgamma, dbeta
 
 
-def batchnorm_forward_naive(x, gamma, beta, axis=-1, epsilon=1e-3, training=True,
-                            moving_mean=None, moving_var=None):
+def batch_norm_forward_naive(x, gamma, beta, axis=-1, epsilon=1e-3, training=True,
+                             moving_mean=None, moving_var=None):
     """The same with explicit loops over channels and elements (the test oracle)."""
     channels_last = np.moveaxis(x, axis, -1)
     rows = channels_last.reshape(-1, channels_last.shape[-1])
@@ -99,13 +114,13 @@ def batchnorm_forward_naive(x, gamma, beta, axis=-1, epsilon=1e-3, training=True
             out_rows[i, c] = gamma[c] * xhat_rows[i, c] + beta[c]
         means.append(mean), variances.append(var), inv_stds.append(inv_std)
     out = np.moveaxis(out_rows.reshape(channels_last.shape), -1, axis)
-    cache = (xhat_rows, gamma, np.array(inv_stds), axis, channels_last.shape, training)
-    return out, cache, np.array(means), np.array(variances)
+    return out, BatchNormCache(xhat_rows, gamma, np.array(inv_stds), axis, channels_last.shape,
+                               training, np.array(means), np.array(variances))
 
 
-def batchnorm_backward_naive(dout, cache):
-    """Loop form of ``batchnorm_backward``."""
-    xhat_rows, gamma, inv_stds, axis, channels_last_shape, training = cache
+def batch_norm_backward_naive(dout, cache: BatchNormCache):
+    """Loop form of ``batch_norm_backward``."""
+    xhat_rows, gamma, inv_stds, axis, channels_last_shape, training = cache[:6]
     d_rows = np.moveaxis(dout, axis, -1).reshape(xhat_rows.shape)
     m, channels = xhat_rows.shape
     dx_rows = np.empty_like(d_rows)

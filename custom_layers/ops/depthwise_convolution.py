@@ -48,13 +48,13 @@ def _tap(x_pad, i: int, j: int, out_hw: Pair, strides: Pair, dilation: Pair):
 # ----------------------------------------------------------------------------
 
 
-def depthwise_conv2d_forward_loops(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray],
+def depthwise_conv2d_forward_naive(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray],
                                    strides: Pair = (1, 1), padding: str = "valid",
                                    dilation: Pair = (1, 1)) -> np.ndarray:
     """Plain loops. x: (N, H, W, C); w: (KH, KW, C, M); b: (C·M,) or None.
 
     Returns:
-        out: (N, HO, WO, C·M).
+        out: (N, HO, WO, C·M). cache: for ``depthwise_conv2d_backward_naive``.
     """
     n, h, wd, c = x.shape
     kh, kw, _, m = w.shape
@@ -73,7 +73,36 @@ def depthwise_conv2d_forward_loops(x: np.ndarray, w: np.ndarray, b: Optional[np.
                                                 x_ * strides[1] + j * dilation[1], ch]
                                           * w[i, j, ch, k])
                         out[b_, y, x_, ch * m + k] = total + (0 if b is None else b[ch * m + k])
-    return out
+    return out, (x, w, b, strides, padding, dilation)
+
+
+def depthwise_conv2d_backward_naive(dout: np.ndarray, cache):
+    """Backward of the loops, scattering each output's gradient.
+
+    Returns:
+        dx (N, H, W, C), dw (KH, KW, C, M), db (C·M,) or None.
+    """
+    x, w, b, strides, padding, dilation = cache
+    n, h, wd, c = x.shape
+    kh, kw, _, m = w.shape
+    pads = _geometry((h, wd), (kh, kw), strides, padding, dilation)
+    x_pad = pad_hw(x, pads)
+    dx_pad = np.zeros(x_pad.shape, np.result_type(dout, w))
+    dw = np.zeros(w.shape, np.result_type(dout, x))
+    for b_ in range(n):
+        for y in range(pads[0].out):
+            for x_ in range(pads[1].out):
+                for ch in range(c):
+                    for k in range(m):
+                        g = dout[b_, y, x_, ch * m + k]
+                        for i in range(kh):
+                            for j in range(kw):
+                                r = y * strides[0] + i * dilation[0]
+                                q = x_ * strides[1] + j * dilation[1]
+                                dx_pad[b_, r, q, ch] += g * w[i, j, ch, k]
+                                dw[i, j, ch, k] += g * x_pad[b_, r, q, ch]
+    db = None if b is None else dout.sum(axis=(0, 1, 2))
+    return crop_hw(dx_pad, pads, x.shape), dw, db
 
 
 def depthwise_conv2d_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray],
