@@ -2,8 +2,8 @@
 
 For each shape a ``custom_layers`` layer and its stock twin (same weights)
 are timed in one process, alternating rounds: the training step (forward,
-dx and dw under a GradientTape in a ``tf.function``), and dx and dw alone so
-the slow half is visible. Prints stock time / custom time (above 1: ours is
+dx and dw under a GradientTape in a ``tf.function``), and the forward with
+dx or dw alone so the slow half is visible. Prints stock time / custom time (above 1: ours is
 faster) per shape and precision, and the geometric mean::
 
     python -m benchmarks.conv_shapes
@@ -119,7 +119,12 @@ def input_of(shape: Shape) -> tf.Tensor:
 
 
 def part_function(layer, part: str) -> Callable[[tf.Tensor], tf.Tensor]:
-    """A compiled step for ``part``: the training step's three gradients, or dx, or dw."""
+    """A compiled step for ``part``: the forward and the training step's three gradients,
+    or the forward and dx, or the forward and dw.
+
+    The loss is returned too: otherwise TensorFlow prunes stock's forward from a
+    step whose gradient (of a sum) does not need it, which no training step allows.
+    """
 
     @tf.function
     def step(x):
@@ -129,7 +134,7 @@ def part_function(layer, part: str) -> Callable[[tf.Tensor], tf.Tensor]:
             loss = tf.reduce_sum(tf.cast(y, tf.float32) * 1e-3)
         targets = {"train": [x, *layer.trainable_weights], "dx": [x], "dw": [layer.kernel]}[part]
         grads = tape.gradient(loss, targets)
-        return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])
+        return tf.add_n([loss] + [tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])
 
     return step
 
