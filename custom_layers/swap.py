@@ -30,12 +30,12 @@ TWINS: Dict[type, type] = {
 }
 
 
-def _unreachable_inside(layer: keras.layers.Layer) -> List[str]:
+def _unreachable_inside(layer: keras.layers.Layer) -> List[keras.layers.Layer]:
     """The twinned layers that ``layer`` holds (a nested model, a wrapper such as
     ``TimeDistributed``, any layer with sublayers): ``clone_model`` does not descend
     into them, so they would stay stock."""
     inner = layer._flatten_layers(include_self=False, recursive=True)
-    return [f"{sub.name} ({type(sub).__name__})" for sub in inner if type(sub) in TWINS]
+    return [sub for sub in inner if type(sub) in TWINS]
 
 
 def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Model:
@@ -64,11 +64,12 @@ def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Mod
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         hidden = _unreachable_inside(layer)
         if hidden and not keep_unsupported:
+            named = ", ".join(f"{sub.name} ({type(sub).__name__})" for sub in hidden[:5])
             raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) holds layers that "
-                             f"swap_layers cannot reach inside it: {', '.join(hidden[:5])}"
+                             f"swap_layers cannot reach inside it: {named}"
                              f"{' ...' if len(hidden) > 5 else ''}; rebuild it with "
                              "custom_layers classes, or pass keep_unsupported=True")
-        kept.extend(f"{layer.name}/{name.split(' ')[0]}" for name in hidden)
+        kept.extend(f"{layer.name}/{sub.name}" for sub in hidden)
         config = layer.get_config()
         twin = TWINS.get(type(layer))
         if twin is not None:

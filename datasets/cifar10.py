@@ -16,7 +16,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from datasets.bounded_gzip import MAGIC, BoundedGzipReader
+from datasets.bounded_gzip import open_bounded
 from datasets.errors import DataError, describe
 from datasets.location import data_dir_kind, download, keras_cache
 from datasets.safe_pickle import UnsafePickleError, safe_loads
@@ -94,10 +94,7 @@ def _archive_reader(path: str) -> Reader:
     """Reads the needed members in one bounded pass over the (gzipped) tar stream."""
     members: Dict[str, bytes] = {}
     try:
-        with open(path, "rb") as raw:
-            gzipped = raw.read(2) == MAGIC
-            raw.seek(0)
-            inner = BoundedGzipReader(raw, path, MAX_ARCHIVE_BYTES) if gzipped else raw
+        with open_bounded(path, MAX_ARCHIVE_BYTES) as inner:
             stream = _BoundedStream(inner, MAX_ARCHIVE_BYTES, path)
             with tarfile.open(fileobj=stream, mode="r|") as archive:
                 for count, member in enumerate(archive, start=1):

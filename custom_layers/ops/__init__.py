@@ -54,7 +54,7 @@ from custom_layers.ops.cross_entropy import (
     sparse_probability_cross_entropy,
     sparse_softmax_cross_entropy,
 )
-from custom_layers.ops.custom_op import IMPLS, normalize_impl
+from custom_layers.ops.custom_op import IMPLS
 from custom_layers.ops.depthwise_convolution import depthwise_conv2d
 from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool
 from custom_layers.ops.inverted_dropout import dropout

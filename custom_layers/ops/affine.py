@@ -148,7 +148,7 @@ def _dense_numpy(x, kernel, bias):
         return affine_backward(dy, (xa, wa, ba[0] if ba else None))
 
     return numpy_op("dense_numpy", forward, backward, out_shape,
-                    [x, kernel, bias], [True, True, bias is not None])
+                    [x, kernel, bias])
 
 
 def dense(

@@ -35,8 +35,8 @@ from custom_layers.ops.convolution_backward import (
 from custom_layers.ops.custom_op import (
     IntOrPair,
     accumulation_dtype,
-    hand_written_op,
     dilate,
+    hand_written_op,
     normalize_activation,
     normalize_impl,
     numpy_op,
@@ -239,7 +239,7 @@ def _conv2d_numpy(x, kernel, bias, strides, padding):
         return conv2d_backward(dy, conv2d_forward(xa, wa, ba, strides, padding)[1])
 
     return numpy_op("conv2d_numpy", forward, backward, out_shape,
-                    [x, kernel, bias], [True, True, has_bias])
+                    [x, kernel, bias])
 
 
 def conv2d(

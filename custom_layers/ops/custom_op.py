@@ -111,15 +111,16 @@ def np_compute_dtype(dtype) -> np.dtype:
 
 
 def numpy_op(name: str, np_forward: Callable, np_backward: Callable, out_shape,
-             inputs: Sequence[Optional[tf.Tensor]], optional_mask: Sequence[bool]) -> tf.Tensor:
+             inputs: Sequence[Optional[tf.Tensor]]) -> tf.Tensor:
     """Runs a reference forward/backward pair as a TF op with a custom gradient.
 
     ``inputs`` are tensors (None for absent optional ones); the NumPy functions
     receive every present input as an array in float32/float64 and return the
-    output, resp. one gradient per input (entries whose ``optional_mask`` is
-    False are dropped).
+    output, resp. one gradient per input of ``inputs`` (those of absent inputs
+    are dropped).
     """
     present = [t for t in inputs if t is not None]
+    is_present = [t is not None for t in inputs]
     x_dtype = present[0].dtype
 
     def as_arrays(arrays):
@@ -130,7 +131,7 @@ def numpy_op(name: str, np_forward: Callable, np_backward: Callable, out_shape,
 
     def np_bwd(dy, *arrays):
         grads = np_backward(*as_arrays([dy, *arrays]))
-        grads = [g for g, keep in zip(grads, optional_mask) if keep]
+        grads = [g for g, keep in zip(grads, is_present) if keep]
         return [np.asarray(g).astype(t.dtype.as_numpy_dtype) for g, t in zip(grads, present)]
 
     def forward(*tensors):

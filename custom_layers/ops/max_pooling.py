@@ -280,7 +280,7 @@ def max_pool2d(
         out_shape = [x.shape[0], pads[0].out, pads[1].out, x.shape[3]]
         return numpy_op("max_pool2d_numpy",
                         lambda xa: max_pool2d_forward(xa, pool_size, strides, padding)[0],
-                        backward, out_shape, [x], [True])
+                        backward, out_shape, [x])
 
     def forward(x):
         return tf.nn.max_pool2d(x, list(pool_size), list(strides), padding.upper()), x
