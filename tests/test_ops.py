@@ -14,7 +14,7 @@ from custom_layers import ops
 from custom_layers import reference as ref
 from custom_layers.gradcheck import (numeric_gradient, numeric_tolerance, rel_error,
                                      rounding_tolerance, tf_gradients)
-from custom_layers.ops.convolution_backward import plan_kernel_grad
+from custom_layers.ops.convolution_kernel_grad import plan_kernel_grad
 from custom_layers.ops.shapes import spatial_padding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

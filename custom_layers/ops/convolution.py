@@ -23,18 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 from custom_layers.ops.activations import activate, activate_numpy
-from custom_layers.ops.convolution_backward import (
-    conv_backward_prologue,
-    conv_backward_prologue_with_kernel_grad,
-    conv_input_grad_operands,
-    input_grad_from_rotated,
-    kernel_grad_epilogue,
-    kernel_grad_partials,
-    plan_kernel_grad,
-)
+from custom_layers.ops.convolution_backward import conv2d_gradients, plan_backward
 from custom_layers.ops.custom_op import (
     IntOrPair,
-    accumulation_dtype,
     dilate,
     hand_written_op,
     normalize_activation,
@@ -192,8 +183,8 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
     h, w = static_hw(x.shape, "conv2d")
     kernel_hw = tuple(kernel.shape[:2])
     pads = spatial_padding((h, w), kernel_hw, strides, padding)
-    acc = accumulation_dtype(x.dtype)
     relu = activation == "relu"
+    plan = plan_backward(x.shape, kernel_hw, strides, pads, x.dtype)
 
     def forward(x, kernel, bias):
         k = tf.cast(kernel, x.dtype)
@@ -205,17 +196,7 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
 
     def backward(dy, saved):
         x, k, kernel, bias, y = saved
-        plan = plan_kernel_grad(x.shape, kernel_hw, strides, pads)
-        if plan.in_xla:
-            dw, db = conv_backward_prologue_with_kernel_grad(
-                x, y, dy, relu, acc.name, kernel.dtype.name, plan)
-            dx_operands = conv_input_grad_operands(y, dy, k, relu, strides)
-        else:
-            dx_operands, dw_operands, db = conv_backward_prologue(
-                x, y, dy, k, relu, acc.name, plan)
-            dw = kernel_grad_epilogue(kernel_grad_partials(*dw_operands, plan),
-                                      kernel.dtype.name)
-        dx = input_grad_from_rotated(*dx_operands, (h, w), pads)
+        dx, dw, db = conv2d_gradients(x, y, dy, k, relu, kernel.dtype.name, plan)
         db = None if bias is None else tf.cast(db, bias.dtype)
         return dx, dw, db
 

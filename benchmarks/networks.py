@@ -1,0 +1,201 @@
+"""Whole networks, custom vs stock: training speed in one process, and peak memory.
+
+Each network is built twice with the same weights, from stock Keras layers
+and from the hand-written ones, and both train on the same random batches
+(speed does not depend on the pixel values) with the same optimizer,
+alternating timed rounds after a warm-up. Networks:
+
+* ``mnist``: the reference MNIST net (batch 50, Adam);
+* ``resnet20``: the CIFAR ResNet-20 (batch 128, SGD);
+* ``vgg``: a VGG-style CIFAR net, widths 64/128/128, two convolutions per
+  block with batch norm, ReLU and max pooling (batch 256, SGD);
+* ``resnet50``: ``keras.applications.ResNet50`` (weights=None, 64×64 inputs,
+  batch 16, SGD), made custom by ``swap_layers``.
+
+``--memory`` also runs each (network, layers, precision) in a fresh
+process and reports the growth of its peak resident memory over the
+training steps (VmHWM after the steps minus the resident size before the
+first)::
+
+    python -m benchmarks.networks
+    python -m benchmarks.networks --networks=vgg,resnet50 --precision=mixed_bfloat16 --memory
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+import custom_layers
+import models
+from benchmarks.conv_shapes import PRECISIONS, cpu_description
+from training import cli
+from training.errors import UsageError
+
+
+def _vgg(layers: str) -> keras.Model:
+    lib = custom_layers if layers == "custom" else keras.layers
+    inputs = keras.Input((32, 32, 3))
+    x = inputs
+    for width in (64, 128, 128):
+        for _ in range(2):
+            x = lib.Conv2D(width, 3, padding="same", use_bias=False)(x)
+            x = lib.BatchNormalization()(x)
+            x = lib.ReLU()(x)
+        x = lib.MaxPooling2D(2)(x)
+    x = lib.GlobalAveragePooling2D()(x)
+    outputs = lib.Dense(10, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _resnet50(layers: str) -> keras.Model:
+    model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=10)
+    return custom_layers.swap_layers(model, keep_unsupported=True) if layers == "custom" else model
+
+
+def _sgd():
+    return keras.optimizers.SGD(0.01, momentum=0.9)
+
+
+# name: (builder(layers), input shape, batch size, optimizer factory)
+NETWORKS: Dict[str, Tuple[Callable[[str], keras.Model], Tuple[int, ...], int, Callable]] = {
+    "mnist": (lambda layers: models.build_convnet(layers=layers), (28, 28, 1), 50,
+              lambda: keras.optimizers.Adam(1e-4)),
+    "resnet20": (lambda layers: models.build_resnet(layers=layers, depth=20), (32, 32, 3), 128,
+                 _sgd),
+    "vgg": (_vgg, (32, 32, 3), 256, _sgd),
+    "resnet50": (_resnet50, (64, 64, 3), 16, _sgd),
+}
+LAYERS = ("custom", "keras")
+
+
+def define_flags() -> None:
+    flags.DEFINE_list("networks", list(NETWORKS), f"Of: {', '.join(NETWORKS)}.")
+    flags.DEFINE_list("precision", list(PRECISIONS), "float32 and/or mixed_bfloat16.")
+    flags.DEFINE_integer("steps", 10, "Steps per timed round.", lower_bound=1)
+    flags.DEFINE_integer("rounds", 5, "Timed rounds per model (alternating).", lower_bound=1)
+    flags.DEFINE_boolean("memory", False, "Also measure peak memory, one process per model.")
+    flags.DEFINE_string("memory_child", None, "Internal: network,layers,precision to measure.")
+
+
+def build_pair(name: str) -> Dict[str, keras.Model]:
+    """{"custom", "keras"}: the network from each layer set, with the same weights."""
+    build = NETWORKS[name][0]
+    keras.utils.set_random_seed(0)
+    stock = build("keras")
+    custom = build("custom")
+    custom.set_weights(stock.get_weights())
+    return {"custom": custom, "keras": stock}
+
+
+def make_step(model: keras.Model, make_optimizer: Callable):
+    optimizer = make_optimizer()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def batches_for(name: str, count: int = 4) -> List[Tuple[tf.Tensor, tf.Tensor]]:
+    _, shape, batch, _ = NETWORKS[name]
+    rng = np.random.default_rng(0)
+    return [(tf.constant(rng.uniform(size=(batch, *shape)).astype(np.float32)),
+             tf.constant(rng.integers(0, 10, size=batch))) for _ in range(count)]
+
+
+def time_network(name: str, steps: int, rounds: int) -> Dict[str, float]:
+    """Median examples/s of custom and stock, alternating rounds."""
+    pair = build_pair(name)
+    batches = batches_for(name)
+    train = {kind: make_step(model, NETWORKS[name][3]) for kind, model in pair.items()}
+    for step in train.values():
+        for i in range(3):
+            step(*batches[i % len(batches)]).numpy()
+    speeds: Dict[str, List[float]] = {kind: [] for kind in train}
+    for _ in range(rounds):
+        for kind, step in train.items():
+            start = time.perf_counter()
+            for i in range(steps):
+                loss = step(*batches[i % len(batches)])
+            loss.numpy()
+            speeds[kind].append(steps * NETWORKS[name][2] / (time.perf_counter() - start))
+    return {kind: float(np.median(v)) for kind, v in speeds.items()}
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def memory_child(spec: str) -> None:
+    """Trains one model a few steps; prints its resident growth in MB as JSON."""
+    name, layers, precision = spec.split(",")
+    keras.mixed_precision.set_global_policy(precision)
+    keras.utils.set_random_seed(0)
+    model = NETWORKS[name][0](layers)
+    step = make_step(model, NETWORKS[name][3])
+    batches = batches_for(name, 2)
+    before = _status_kb("VmRSS")
+    for i in range(5):
+        step(*batches[i % 2]).numpy()
+    print(json.dumps({"peak_growth_mb": (_status_kb("VmHWM") - before) / 1024}))
+
+
+def measure_memory(name: str, precision: str) -> Dict[str, float]:
+    out = {}
+    for layers in LAYERS:
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks.networks", f"--memory_child={name},{layers},{precision}"],
+            capture_output=True, text=True, timeout=1800, check=True)
+        out[layers] = json.loads(result.stdout.strip().splitlines()[-1])["peak_growth_mb"]
+    return out
+
+
+def run(flags_obj: flags.FlagValues):
+    if flags_obj.memory_child:
+        return memory_child(flags_obj.memory_child)
+    unknown = [n for n in flags_obj.networks if n not in NETWORKS]
+    bad_precision = [p for p in flags_obj.precision if p not in PRECISIONS]
+    if unknown or bad_precision:
+        raise UsageError(f"unknown --networks {unknown} or --precision {bad_precision}")
+    print(cpu_description())
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; examples/s (median of "
+          f"{flags_obj.rounds} alternating rounds of {flags_obj.steps} steps)")
+    rows = []
+    for precision in flags_obj.precision:
+        keras.mixed_precision.set_global_policy(precision)
+        for name in flags_obj.networks:
+            speed = time_network(name, flags_obj.steps, flags_obj.rounds)
+            line = (f"{precision:15s} {name:9s} custom {speed['custom']:7.1f}  stock "
+                    f"{speed['keras']:7.1f}  custom/stock {speed['custom'] / speed['keras']:.2f}")
+            memory = measure_memory(name, precision) if flags_obj.memory else None
+            if memory:
+                line += (f"  peak MB custom {memory['custom']:.0f} stock {memory['keras']:.0f}"
+                         f" ({memory['custom'] / max(memory['keras'], 1):.2f}x)")
+            print(line, flush=True)
+            rows.append((precision, name, speed, memory))
+    keras.mixed_precision.set_global_policy("float32")
+    return rows
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.start(cli.main_for(run))

@@ -1,0 +1,279 @@
+"""dw of a 2-D convolution, three hand-written ways; which one runs is fixed at trace time.
+
+``dw[i, j, c, f] = Σ_{n,p,q} x_pad[n, p*SH + i, q*SW + j, c] dy[n, p, q, f]``,
+the correlation of the padded input with dy. Its forms:
+
+* ``gemm`` (1×1 kernels): one matrix product, x (strided) as (N·HO·WO, C)
+  transposed times dy as (N·HO·WO, F).
+* ``taps`` (stride 1): one matrix product per kernel tap. x is padded onto
+  the grid (HO + KH - 1, WO + KW - 1) and dy onto the same grid with zeros,
+  both flattened to rows; then tap (i, j) is the product of the rows of x
+  shifted by ``i * grid_width + j`` with the rows of dy. The shifts are
+  views (no copies) and no shifted row crosses into the next image, because
+  dy is zero wherever it would.
+* ``conv``: one forward convolution of x viewed as (C, H, W, N) with dy
+  viewed as a (HO, WO, N, F) filter dilated by the stride, split into batch
+  chunks whose partial dw are added (see ``_CONV_FILTER_ELEMENTS``); for
+  thin inputs (C < 8) inside XLA (``conv_xla``).
+
+Operands stay in x's dtype except float16, which is widened to float32 so
+that a sum over a large batch cannot overflow; bfloat16 products run in
+bfloat16 (AMX, GPUs) and every partial sum is added in float32.
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from custom_layers.ops.activations import relu_mask
+from custom_layers.ops.custom_op import accumulation_dtype
+from custom_layers.ops.shapes import Pads
+
+METHODS = ("gemm", "taps", "conv", "conv_xla")
+
+
+class KernelGradPlan(NamedTuple):
+    """How dw is computed for one convolution (static, fixed at trace time)."""
+
+    method: str  # one of METHODS
+    explicit: Tuple[Tuple[int, int], ...]  # padding of x, per NHWC axis
+    crop_hw: Tuple[int, int]  # rows/columns of x that any window reads
+    chunks: Tuple[Optional[int], ...]  # batch chunk sizes of "conv", one conv each
+    strides: Tuple[int, int]
+    kernel_hw: Tuple[int, int]
+
+
+# Measured with oneDNN on AVX-512 (TF 2.21): the dw convolution, whose filter
+# is dy viewed as (HO, WO, N, F), runs ~2x slower per example once that
+# filter's HO*WO*N passes ~8K elements (e.g. N > 48 at 14x14), unless C is
+# tiny (first layer), where one big convolution is fastest. Splitting the batch
+# into chunks under the limit and adding the partial dw keeps the fast kernel.
+# With C that small, XLA's convolution beats oneDNN's (0.8 vs 1.4 ms for the
+# 28x28x1 MNIST layer), so those layers compute dw inside XLA.
+_CONV_FILTER_ELEMENTS = 8192
+_THIN_CHANNELS = 8
+# "taps" multiplies over the padded grid, so it wastes (grid area / output
+# area - 1) of its work on zeros; below this waste it beat "conv" in float32
+# on every layer measured (docs/performance.md). Under bfloat16 "conv" with
+# bfloat16 operands ran as fast as stock except when one image alone fills
+# the chunk (large maps), where "taps" won.
+_TAPS_MAX_GRID_RATIO = 1.35
+_TAPS_MIN_AREA_LOW_PRECISION = _CONV_FILTER_ELEMENTS // 4
+
+
+def operand_dtype(dtype: tf.DType) -> tf.DType:
+    """The dtype dw's products run in: float16 widened to float32, others kept."""
+    return tf.float32 if dtype == tf.float16 else dtype
+
+
+def _batch_chunks(batch: Optional[int], channels: int, out_area: int) -> List[Optional[int]]:
+    """Near-equal batch chunk sizes for the dw convolution; [batch] for no split."""
+    if batch is None or batch == 0 or channels < _THIN_CHANNELS:
+        return [batch]
+    per_chunk = max(1, _CONV_FILTER_ELEMENTS // out_area)
+    count = -(-batch // per_chunk)
+    base, extra = divmod(batch, count)
+    return [base + 1] * extra + [base] * (count - extra)
+
+
+def _choose_method(x_shape, kernel_hw, strides, out_hw, dtype: tf.DType) -> str:
+    if tuple(kernel_hw) == (1, 1):
+        return "gemm"
+    if x_shape[3] < _THIN_CHANNELS:
+        return "conv_xla"
+    if tuple(strides) != (1, 1):
+        return "conv"
+    area = out_hw[0] * out_hw[1]
+    grid = (out_hw[0] + kernel_hw[0] - 1) * (out_hw[1] + kernel_hw[1] - 1)
+    if dtype in (tf.bfloat16, tf.float16):
+        return "taps" if area >= _TAPS_MIN_AREA_LOW_PRECISION else "conv"
+    return "taps" if grid <= _TAPS_MAX_GRID_RATIO * area else "conv"
+
+
+def plan_kernel_grad(x_shape: Sequence[Optional[int]], kernel_hw: Tuple[int, int],
+                     strides: Tuple[int, int], pads: Pads,
+                     dtype: tf.DType = tf.float32) -> KernelGradPlan:
+    """dw's method, padding, crop and batch chunks for x (N, H, W, C) and the forward's pads."""
+    explicit = [[0, 0]]
+    crop = []
+    for axis, pad in enumerate(pads):
+        # Pad only as far as the last kernel row reaches, so that the output
+        # is exactly KH x KW; crop what no window reads (VALID leftovers).
+        reach = (pad.out - 1) * strides[axis] + kernel_hw[axis]
+        needed_after = reach - x_shape[1 + axis] - pad.before
+        explicit.append([pad.before, max(needed_after, 0)])
+        crop.append(x_shape[1 + axis] - max(-needed_after, 0))
+    explicit.append([0, 0])
+    out_hw = (pads[0].out, pads[1].out)
+    chunks = tuple(_batch_chunks(x_shape[0], x_shape[3], out_hw[0] * out_hw[1]))
+    method = _choose_method(x_shape, kernel_hw, strides, out_hw, dtype)
+    return KernelGradPlan(method, tuple(map(tuple, explicit)), tuple(crop), chunks,
+                          tuple(strides), tuple(kernel_hw))
+
+
+def _masked(y, dy, relu: bool):
+    """dy through the fused ReLU, and db = Σ dy (float32 for float16/bfloat16)."""
+    if relu:
+        dy = relu_mask(y, dy)
+    return dy, tf.reduce_sum(tf.cast(dy, accumulation_dtype(dy.dtype)), axis=[0, 1, 2])
+
+
+def _finish(dw_acc, kernel_dtype: str):
+    return tf.cast(dw_acc, kernel_dtype)
+
+
+# ----------------------------------------------------------------------------
+# gemm: 1x1 kernels
+# ----------------------------------------------------------------------------
+
+
+@tf.function(jit_compile=True)
+def _gemm_x(x, operand: str, plan: KernelGradPlan):
+    sh, sw = plan.strides
+    x = x[:, : plan.crop_hw[0] : sh, : plan.crop_hw[1] : sw, :]
+    return tf.reshape(tf.cast(x, operand), [-1, x.shape[3]])
+
+
+@tf.function(jit_compile=True)
+def _gemm_dy(y, dy, relu: bool, operand: str):
+    dy, db = _masked(y, dy, relu)
+    return tf.reshape(tf.cast(dy, operand), [-1, dy.shape[3]]), db
+
+
+@tf.function(jit_compile=True)
+def _bias_grad(dy):
+    return tf.reduce_sum(tf.cast(dy, accumulation_dtype(dy.dtype)), axis=[0, 1, 2])
+
+
+def _gemm(x, y, dy, relu, kernel_dtype, plan):
+    operand = operand_dtype(x.dtype)
+    # A reshape in TensorFlow is free; out of an XLA function it is a copy.
+    if plan.strides == (1, 1) and tuple(plan.crop_hw) == tuple(x.shape[1:3]) and operand == x.dtype:
+        xa = tf.reshape(x, [-1, x.shape[3]])
+    else:
+        xa = _gemm_x(x, operand.name, plan)
+    if relu or operand != dy.dtype:
+        da, db = _gemm_dy(y, dy, relu, operand.name)
+    else:
+        da, db = tf.reshape(dy, [-1, dy.shape[3]]), _bias_grad(dy)
+    dw = tf.matmul(xa, da, transpose_a=True)
+    return tf.reshape(tf.cast(dw, kernel_dtype), [1, 1, *dw.shape]), db
+
+
+# ----------------------------------------------------------------------------
+# taps: stride 1, one product per tap over row-shifted views
+# ----------------------------------------------------------------------------
+
+
+@tf.function(jit_compile=True)
+def _taps_operands(x, y, dy, relu: bool, operand: str, plan: KernelGradPlan):
+    dy, db = _masked(y, dy, relu)
+    x = x[:, : plan.crop_hw[0], : plan.crop_hw[1], :]
+    x = tf.pad(tf.cast(x, operand), [list(p) for p in plan.explicit])
+    kh, kw = plan.kernel_hw
+    dy = tf.pad(tf.cast(dy, operand), [[0, 0], [0, kh - 1], [0, kw - 1], [0, 0]])
+    return tf.reshape(x, [-1, x.shape[3]]), tf.reshape(dy, [-1, dy.shape[3]]), db
+
+
+@tf.function(jit_compile=True)
+def _taps_epilogue(products, kernel_dtype: str, kernel_hw: Tuple[int, int]):
+    dw = tf.stack([tf.cast(p, accumulation_dtype(p.dtype)) for p in products])
+    return _finish(tf.reshape(dw, [*kernel_hw, *dw.shape[1:]]), kernel_dtype)
+
+
+def _taps(x, y, dy, relu, kernel_dtype, plan):
+    xa, da, db = _taps_operands(x, y, dy, relu, operand_dtype(x.dtype).name, plan)
+    kh, kw = plan.kernel_hw
+    grid_w = plan.crop_hw[1] + sum(plan.explicit[2])
+    last = (kh - 1) * grid_w + kw - 1
+    rows = xa.shape[0] - last if xa.shape[0] is not None else tf.shape(xa)[0] - last
+    rows = max(rows, 0) if isinstance(rows, int) else tf.maximum(rows, 0)
+    dy_rows = da[:rows]
+    products = [tf.matmul(xa[i * grid_w + j : i * grid_w + j + rows], dy_rows, transpose_a=True)
+                for i in range(kh) for j in range(kw)]
+    return _taps_epilogue(products, kernel_dtype, plan.kernel_hw), db
+
+
+# ----------------------------------------------------------------------------
+# conv: one forward convolution per batch chunk
+# ----------------------------------------------------------------------------
+
+
+def _conv_operands(x, dy, plan: KernelGradPlan):
+    """x as (C, H, W, n) and dy as (HO, WO, n, F), one pair per batch chunk."""
+    x = x[:, : plan.crop_hw[0], : plan.crop_hw[1], :]
+    if plan.chunks in ((None,), (0,)):
+        # A batch that is (or may be, unknown when traced) empty: no convolution
+        # takes a filter of depth 0, so one zero example makes it 1; it adds
+        # nothing to dw, and with a known batch XLA compiles the pad away.
+        extra = tf.maximum(1 - tf.shape(x)[0], 0)
+        x = tf.pad(x, [[0, extra], [0, 0], [0, 0], [0, 0]])
+        dy = tf.pad(dy, [[0, extra], [0, 0], [0, 0], [0, 0]])
+    if len(plan.chunks) == 1:
+        return [tf.transpose(x, [3, 1, 2, 0])], [tf.transpose(dy, [1, 2, 0, 3])]
+    return ([tf.transpose(part, [3, 1, 2, 0]) for part in tf.split(x, plan.chunks, axis=0)],
+            [tf.transpose(part, [1, 2, 0, 3]) for part in tf.split(dy, plan.chunks, axis=0)])
+
+
+def _conv_partials(x_parts, dy_parts, plan: KernelGradPlan) -> List[tf.Tensor]:
+    """The forward convolution x_t ⋆ dy_t of each chunk, as (C, KH, KW, F)."""
+    return [
+        tf.nn.conv2d(x_t, dy_t, strides=1, padding=[list(p) for p in plan.explicit],
+                     dilations=list(plan.strides))
+        for x_t, dy_t in zip(x_parts, dy_parts)
+    ]
+
+
+def _sum_partials(partials: Sequence[tf.Tensor], kernel_dtype: str) -> tf.Tensor:
+    """Σ of the chunks' (C, KH, KW, F) partial dw in float32, as (KH, KW, C, F)."""
+    dw_t = tf.add_n([tf.cast(p, accumulation_dtype(p.dtype)) for p in partials])
+    return _finish(tf.transpose(dw_t, [1, 2, 0, 3]), kernel_dtype)
+
+
+@tf.function(jit_compile=True)
+def _conv_prologue(x, y, dy, relu: bool, operand: str, plan: KernelGradPlan):
+    dy, db = _masked(y, dy, relu)
+    return _conv_operands(tf.cast(x, operand), tf.cast(dy, operand), plan), db
+
+
+# Σ and transpose of the partial dw: small, but TF's Transpose costs ~0.3 ms.
+_conv_epilogue = tf.function(_sum_partials, jit_compile=True)
+
+
+def _conv(x, y, dy, relu, kernel_dtype, plan):
+    operands, db = _conv_prologue(x, y, dy, relu, operand_dtype(x.dtype).name, plan)
+    return _conv_epilogue(_conv_partials(*operands, plan), kernel_dtype), db
+
+
+@tf.function(jit_compile=True)
+def _conv_xla(x, y, dy, relu: bool, operand: str, kernel_dtype: str, plan: KernelGradPlan):
+    dy, db = _masked(y, dy, relu)
+    operands = _conv_operands(tf.cast(x, operand), tf.cast(dy, operand), plan)
+    return _sum_partials(_conv_partials(*operands, plan), kernel_dtype), db
+
+
+def kernel_grad(x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor, relu: bool, kernel_dtype: str,
+                plan: KernelGradPlan) -> Tuple[tf.Tensor, tf.Tensor]:
+    """dw and db of the convolution.
+
+    Args:
+        x: the forward's input, (N, H, W, C).
+        y: its output (N, HO, WO, F), read only when ``relu`` (the fused ReLU's mask).
+        dy: the upstream gradient, (N, HO, WO, F).
+        relu: whether the forward applied a ReLU.
+        kernel_dtype: dtype name of the kernel variable (dw's dtype).
+        plan: ``plan_kernel_grad`` of this convolution.
+
+    Returns:
+        dw (KH, KW, C, F) in ``kernel_dtype``, db (F,) in float32 for float16/bfloat16 x, else x's dtype.
+    """
+    if plan.method == "gemm":
+        return _gemm(x, y, dy, relu, kernel_dtype, plan)
+    if plan.method == "taps":
+        return _taps(x, y, dy, relu, kernel_dtype, plan)
+    if plan.method == "conv_xla":
+        # XLA's CPU convolutions have no fast low-precision kernel: float32 operands.
+        return _conv_xla(x, y, dy, relu, accumulation_dtype(x.dtype).name, kernel_dtype, plan)
+    return _conv(x, y, dy, relu, kernel_dtype, plan)
