@@ -16,7 +16,6 @@ different CPUs do not compare.
 from __future__ import annotations
 
 import math
-import subprocess
 import time
 from typing import Callable, Dict, List, NamedTuple, Sequence
 
@@ -26,6 +25,7 @@ import tensorflow as tf
 from absl import flags
 
 import custom_layers
+from benchmarks.common import cpu_description
 from training import cli
 from training.errors import UsageError
 
@@ -79,19 +79,6 @@ def define_flags() -> None:
                          lower_bound=1)
     flags.DEFINE_float("round_seconds", 0.3, "Least time per round (calls repeat until it).",
                        lower_bound=0.0)
-
-
-def cpu_description() -> str:
-    """lscpu's model name and the SIMD/matrix flags that decide the kernels."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "CPU: unknown (no lscpu)"
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    model = fields.get("Model name", "?").strip()
-    cpu_flags = set(fields.get("Flags", "").split())
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in cpu_flags]
-    return f"CPU: {model}, {fields.get('CPU(s)', '?').strip()} CPUs, flags: {' '.join(shown) or 'none of avx2/avx512/amx'}"
 
 
 def make_layers(shape: Shape):

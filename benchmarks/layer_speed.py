@@ -27,6 +27,7 @@ from absl import flags
 import models
 from datasets import load_mnist
 from datasets.cifar10 import load_cifar10
+from benchmarks.common import train_step
 from training import cli
 
 def define_flags() -> None:
@@ -66,19 +67,7 @@ def make_train_step(layers: Union[str, models.LayerSet], jit_compile: bool, seed
     """A compiled training step of ``model_name`` (a ``MODELS`` key) built from ``layers``."""
     keras.utils.set_random_seed(seed)
     build, make_optimizer = MODELS[model_name]
-    model = build(layers)
-    optimizer = make_optimizer()
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-
-    @tf.function(jit_compile=jit_compile)
-    def step(images, labels):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(labels, model(images, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return step
+    return train_step(build(layers), make_optimizer(), jit_compile)
 
 
 def benchmark(images: np.ndarray, labels: np.ndarray, batch_size: int, steps: int,

@@ -13,9 +13,9 @@ alternating timed rounds after a warm-up. Networks:
   batch 16, SGD), made custom by ``swap_layers``.
 
 ``--memory`` also runs each (network, layers, precision) in a fresh
-process and reports the growth of its peak resident memory over the
-training steps (VmHWM after the steps minus the resident size before the
-first)::
+process with TensorFlow's BFC allocator on the CPU, which keeps count, and
+reports the peak bytes allocated during training steps after warm-up
+(weights, optimizer slots, activations, gradients, temporaries)::
 
     python -m benchmarks.networks
     python -m benchmarks.networks --networks=vgg,resnet50 --precision=mixed_bfloat16 --memory
@@ -24,6 +24,7 @@ first)::
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -36,7 +37,8 @@ from absl import flags
 
 import custom_layers
 import models
-from benchmarks.conv_shapes import PRECISIONS, cpu_description
+from benchmarks.common import cpu_description, train_step
+from benchmarks.conv_shapes import PRECISIONS
 from training import cli
 from training.errors import UsageError
 
@@ -96,21 +98,6 @@ def build_pair(name: str) -> Dict[str, keras.Model]:
     return {"custom": custom, "keras": stock}
 
 
-def make_step(model: keras.Model, make_optimizer: Callable):
-    optimizer = make_optimizer()
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-
-    @tf.function
-    def step(images, labels):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(labels, model(images, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return step
-
-
 def batches_for(name: str, count: int = 4) -> List[Tuple[tf.Tensor, tf.Tensor]]:
     _, shape, batch, _ = NETWORKS[name]
     rng = np.random.default_rng(0)
@@ -122,7 +109,7 @@ def time_network(name: str, steps: int, rounds: int) -> Dict[str, float]:
     """Median examples/s of custom and stock, alternating rounds."""
     pair = build_pair(name)
     batches = batches_for(name)
-    train = {kind: make_step(model, NETWORKS[name][3]) for kind, model in pair.items()}
+    train = {kind: train_step(model, NETWORKS[name][3]()) for kind, model in pair.items()}
     for step in train.values():
         for i in range(3):
             step(*batches[i % len(batches)]).numpy()
@@ -137,35 +124,33 @@ def time_network(name: str, steps: int, rounds: int) -> Dict[str, float]:
     return {kind: float(np.median(v)) for kind, v in speeds.items()}
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def memory_child(spec: str) -> None:
-    """Trains one model a few steps; prints its resident growth in MB as JSON."""
+    """Trains one model; prints the peak bytes TensorFlow's allocator held during
+    training steps after warm-up, in MB (run with the BFC CPU allocator, which counts)."""
     name, layers, precision = spec.split(",")
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(0)
     model = NETWORKS[name][0](layers)
-    step = make_step(model, NETWORKS[name][3])
+    step = train_step(model, NETWORKS[name][3]())
     batches = batches_for(name, 2)
-    before = _status_kb("VmRSS")
-    for i in range(5):
+    for i in range(3):  # tracing, compiling and the optimizer's slots first
         step(*batches[i % 2]).numpy()
-    print(json.dumps({"peak_growth_mb": (_status_kb("VmHWM") - before) / 1024}))
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    for i in range(3):
+        step(*batches[i % 2]).numpy()
+    peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
+    print(json.dumps({"peak_mb": peak / 2**20}))
 
 
 def measure_memory(name: str, precision: str) -> Dict[str, float]:
+    """{layers: peak MB} of a training step, each in a fresh process."""
+    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true")
     out = {}
     for layers in LAYERS:
         result = subprocess.run(
             [sys.executable, "-m", "benchmarks.networks", f"--memory_child={name},{layers},{precision}"],
-            capture_output=True, text=True, timeout=1800, check=True)
-        out[layers] = json.loads(result.stdout.strip().splitlines()[-1])["peak_growth_mb"]
+            capture_output=True, text=True, timeout=1800, check=True, env=env)
+        out[layers] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mb"]
     return out
 
 
@@ -188,7 +173,7 @@ def run(flags_obj: flags.FlagValues):
                     f"{speed['keras']:7.1f}  custom/stock {speed['custom'] / speed['keras']:.2f}")
             memory = measure_memory(name, precision) if flags_obj.memory else None
             if memory:
-                line += (f"  peak MB custom {memory['custom']:.0f} stock {memory['keras']:.0f}"
+                line += (f"  step peak MB custom {memory['custom']:.0f} stock {memory['keras']:.0f}"
                          f" ({memory['custom'] / max(memory['keras'], 1):.2f}x)")
             print(line, flush=True)
             rows.append((precision, name, speed, memory))

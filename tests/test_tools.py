@@ -73,3 +73,22 @@ def test_example_and_benchmark_end_bad_data_in_one_line(tmp_path):
         assert out.returncode == 2, (module, out.stderr[-2000:])
         assert "Traceback" not in out.stderr
         assert out.stderr.strip().splitlines()[-1].startswith("error: --data_dir")
+
+
+def test_conv_shapes_times_both_layers_on_one_shape():
+    from benchmarks import conv_shapes
+
+    shape = conv_shapes.Shape(2, 6, 6, 8, 4, 3, strides=2)
+    ratios = conv_shapes.time_pair(shape, rounds=1, min_seconds=0.0)
+    assert set(ratios) == set(conv_shapes.PARTS) and all(r > 0 for r in ratios.values())
+
+
+def test_network_benchmark_pairs_share_weights_and_outputs():
+    from benchmarks import networks
+
+    pair = networks.build_pair("vgg")
+    images, _ = networks.batches_for("vgg", 1)[0]
+    images = images[:4]
+    np.testing.assert_allclose(pair["custom"](images), pair["keras"](images), rtol=1e-4, atol=1e-5)
+    speeds = networks.time_network("mnist", steps=1, rounds=1)
+    assert speeds["custom"] > 0 and speeds["keras"] > 0

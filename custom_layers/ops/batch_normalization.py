@@ -180,11 +180,14 @@ def batch_norm_train(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axis: int,
         xhat = centred * inv_std
         g = _broadcast(gamma, ndim, axis)
         y = g * xhat + _broadcast(beta, ndim, axis)
-        return (y, tf.reshape(mean, [-1]), tf.reshape(var, [-1])), (xhat, inv_std, g, mean)
+        # x, not xhat, is kept for the backward, as stock's fused kernel does:
+        # the layer before usually holds x anyway, so xhat would be a second copy.
+        return (y, tf.reshape(mean, [-1]), tf.reshape(var, [-1])), (x, inv_std, g, mean)
 
     def backward(dys, saved):
         dy = dys[0]  # the batch statistics leave through stop_gradient
-        xhat, inv_std, g, mean = saved
+        x, inv_std, g, mean = saved
+        xhat = (x - mean) * inv_std
         dbeta = tf.reduce_sum(dy, axes, keepdims=True)
         dgamma = tf.reduce_sum(dy * xhat, axes, keepdims=True)
         # p_j times the plain sums: mean(dy) and mean(dy * xhat) without a mask.

@@ -192,7 +192,9 @@ def _conv2d_tf(x, kernel, bias, strides, padding, activation):
         if bias is not None:
             y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
         y = activate(y, activation)
-        return y, (x, k, kernel, bias, y)
+        # y only for the fused ReLU's mask: kept otherwise, it would double
+        # the activations a network holds for its backward.
+        return y, (x, k, kernel, bias, y if relu else None)
 
     def backward(dy, saved):
         x, k, kernel, bias, y = saved
