@@ -21,3 +21,17 @@ def float64():
     yield
     keras.mixed_precision.set_global_policy("float32")
     keras.config.set_floatx("float32")
+
+
+def skip_unless_convolutions_run_in(dtype_name: str) -> None:
+    """Skips the test where this CPU's kernels run no convolution in ``dtype_name``
+    (oneDNN limited to AVX2, ``ONEDNN_MAX_CPU_ISA=AVX2``, has no float16 or
+    bfloat16 convolution; stock Keras fails there the same way)."""
+    import tensorflow as tf
+
+    try:
+        tf.nn.conv2d(tf.zeros([1, 4, 4, 2], dtype_name), tf.zeros([3, 3, 2, 2], dtype_name),
+                     1, "SAME").numpy()
+    except tf.errors.OpError as error:
+        pytest.skip(f"no {dtype_name} convolution on this CPU's kernels "
+                    f"({type(error).__name__} from a 4x4 Conv2D)")

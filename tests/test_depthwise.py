@@ -11,6 +11,7 @@ from custom_layers.gradcheck import (numeric_gradient, numeric_tolerance, rel_er
 from custom_layers.gradcheck.checks import check_depthwise_conv2d
 from custom_layers.ops import depthwise_convolution as depthwise
 from tests.test_layers import _all_op_types
+from tests.conftest import skip_unless_convolutions_run_in
 
 CASES = [  # strides, padding, dilation, multiplier, kernel
     (1, "same", 1, 1, 3), (2, "same", 1, 2, 3), (1, "valid", 2, 3, 3),
@@ -108,6 +109,7 @@ def test_layer_matches_stock_outputs_and_gradients(float64, kwargs):
 
 
 def test_mixed_precision_accumulates_weight_gradients_in_float32():
+    skip_unless_convolutions_run_in("float16")
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         layer = custom_layers.DepthwiseConv2D(3, padding="same")

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import custom_layers
 import models
+from tests.conftest import skip_unless_convolutions_run_in
 
 FORBIDDEN_OPS = {
     "Conv2DBackpropInput", "Conv2DBackpropInputV2", "Conv2DBackpropFilter",
@@ -227,6 +228,7 @@ def test_numpy_impl_trains_like_tf_impl():
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_fit_keeps_float32_weights(policy):
+    skip_unless_convolutions_run_in(policy.split("_")[1])
     keras.mixed_precision.set_global_policy(policy)
     try:
         model = models.build_three_layer(input_shape=(8, 8, 1), num_classes=3)

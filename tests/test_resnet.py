@@ -18,6 +18,7 @@ from models.resnet import ZeroPadShortcut
 from tests.data_factory import write_cifar_archive
 from training import config as train_config
 from training.optimizers import make_optimizer
+from tests.conftest import skip_unless_convolutions_run_in
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Layer types that hold arithmetic; in the custom model each must be hand-written.
@@ -182,6 +183,7 @@ def _resnet_gradients(layers, policy, x, labels, weights):
 def test_bfloat16_training_step_gradients_are_as_exact_as_stock():
     """Under mixed_bfloat16 (bfloat16 products in every backward) a ResNet-20
     step's gradients are as close to the exact (float64) ones as stock's."""
+    skip_unless_convolutions_run_in("bfloat16")
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(size=(16, 32, 32, 3)), tf.float32)
     labels = tf.constant(rng.integers(0, 10, size=16))

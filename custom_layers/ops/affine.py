@@ -129,7 +129,9 @@ def _dense_tf(x, kernel, bias, activation):
         x, k, kernel, bias, rows, y = saved
         dy_rows, db = _output_grads(y, tf.reshape(dy, [-1, m]), activation == "relu", acc.name)
         dx = tf.reshape(tf.matmul(dy_rows, k, transpose_b=True), tf.shape(x))
-        dw = tf.matmul(tf.cast(rows, acc), tf.cast(dy_rows, acc), transpose_a=True)
+        with tf.control_dependencies([dy]):  # the cast copies x: not right after the forward
+            rows_acc = tf.cast(rows, acc)
+        dw = tf.matmul(rows_acc, tf.cast(dy_rows, acc), transpose_a=True)
         db = None if bias is None else tf.cast(db, bias.dtype)
         return dx, tf.cast(dw, kernel.dtype), db
 

@@ -187,7 +187,10 @@ def batch_norm_train(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axis: int,
     def backward(dys, saved):
         dy = dys[0]  # the batch statistics leave through stop_gradient
         x, inv_std, g, mean = saved
-        xhat = (x - mean) * inv_std
+        # After dy exists: else TensorFlow may run this for every layer right
+        # after the forward, holding all the xhat the recompute is to avoid.
+        with tf.control_dependencies([dy]):
+            xhat = (x - mean) * inv_std
         dbeta = tf.reduce_sum(dy, axes, keepdims=True)
         dgamma = tf.reduce_sum(dy * xhat, axes, keepdims=True)
         # p_j times the plain sums: mean(dy) and mean(dy * xhat) without a mask.

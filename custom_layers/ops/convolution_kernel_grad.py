@@ -153,7 +153,8 @@ def _gemm(x, y, dy, relu, kernel_dtype, plan):
     if plan.strides == (1, 1) and tuple(plan.crop_hw) == tuple(x.shape[1:3]) and operand == x.dtype:
         xa = tf.reshape(x, [-1, x.shape[3]])
     else:
-        xa = _gemm_x(x, operand.name, plan)
+        with tf.control_dependencies([dy]):  # not right after the forward: a copy of x
+            xa = _gemm_x(x, operand.name, plan)
     if relu or operand != dy.dtype:
         da, db = _gemm_dy(y, dy, relu, operand.name)
     else:

@@ -228,7 +228,9 @@ def depthwise_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor] 
     def backward(dy, saved):
         x, k, kernel, bias = saved
         dx = _input_grad(dy, k, hw, pads, strides, dilation)
-        dw = _kernel_grad(tf.cast(x, acc), tf.cast(dy, acc), kernel.shape, pads, strides, dilation)
+        with tf.control_dependencies([dy]):  # the cast copies x: not right after the forward
+            x_acc = tf.cast(x, acc)
+        dw = _kernel_grad(x_acc, tf.cast(dy, acc), kernel.shape, pads, strides, dilation)
         db = None if bias is None else tf.cast(
             tf.reduce_sum(tf.cast(dy, acc), [0, 1, 2]), bias.dtype)
         return dx, tf.cast(dw, kernel.dtype), db
