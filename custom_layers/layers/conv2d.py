@@ -21,9 +21,8 @@ class Conv2D(keras.layers.Conv2D):
     ``get_config`` are Keras's own, so ``set_weights(stock.get_weights())`` works
     both ways; ``call`` hands the maths to the op:
 
-    - ``dilation_rate`` > 1: the op runs with the kernel spread out by the rate
-      (zeros between taps), so dx and dw follow the same full-convolution
-      identities; dw is read back at the taps.
+    - ``dilation_rate`` > 1: the op's dx is the full convolution with the
+      dilated rotated kernel and its dw reads x at the taps only.
     - ``groups`` > 1: one op per group of channels, outputs concatenated.
 
     The kernel is read in its own dtype (no autocast), so under mixed precision
@@ -64,13 +63,14 @@ class Conv2D(keras.layers.Conv2D):
         raise ValueError("custom_layers.Conv2D has no hand-written LoRA backward")
 
     def call(self, inputs):
-        kernel = ops.spread_kernel(tf.convert_to_tensor(self.kernel), self.dilation_rate)
+        kernel = tf.convert_to_tensor(self.kernel)
         bias = tf.convert_to_tensor(self.bias) if self.use_bias else None
         relu = self.activation is keras.activations.relu
 
         def conv(x, k, b):
             return ops.conv2d(x, k, b, strides=self.strides, padding=self.padding,
-                              activation="relu" if relu else None, impl=self.impl)
+                              activation="relu" if relu else None, impl=self.impl,
+                              dilation_rate=self.dilation_rate)
 
         def nhwc(x):
             if self.groups == 1:

@@ -4,15 +4,14 @@
     backward  dx = full convolution of the stride-dilated dy with the
                    180°-rotated kernel (channels swapped)
               dw = correlation of the padded input with dy
-                   (one forward convolution in which the channels play the
-                   batch and the batch plays the channels)
               db = Σ dy
 
 Shapes: x (N, H, W, C), kernel (KH, KW, C, F), bias (F,), y (N, HO, WO, F);
-HO/WO by ``shapes.spatial_padding``. Dilated kernels are spread with zeros
-(``spread_kernel``) and go through the same identities. The backward's
-helpers (dx's full convolution, dw's plan and operands, the XLA prologues)
-are in ``convolution_backward``.
+HO/WO by ``shapes.spatial_padding``. A dilated kernel's taps are DH, DW
+apart in both identities. How each is computed for a given layer (matrix
+products, sub-pixel phases, per-tap products, forward convolutions) is
+planned in ``convolution_backward``. The NumPy reference knows no dilation:
+it convolves with the kernel spread with zeros (``spread_kernel``).
 """
 
 from __future__ import annotations
@@ -179,16 +178,19 @@ def spread_kernel(kernel: tf.Tensor, dilation_rate: IntOrPair) -> tf.Tensor:
     return tf.reshape(spread, [spread.shape[1], spread.shape[2], c, f])
 
 
-def _conv2d_tf(x, kernel, bias, strides, padding, activation):
+def _conv2d_tf(x, kernel, bias, strides, padding, activation, dilation):
     h, w = static_hw(x.shape, "conv2d")
     kernel_hw = tuple(kernel.shape[:2])
-    pads = spatial_padding((h, w), kernel_hw, strides, padding)
+    pads = spatial_padding((h, w), kernel_hw, strides, padding, dilation)
     relu = activation == "relu"
-    plan = plan_backward(x.shape, kernel_hw, strides, pads, x.dtype)
+    plan = plan_backward(x.shape, kernel.shape, strides, pads, x.dtype, dilation)
 
     def forward(x, kernel, bias):
         k = tf.cast(kernel, x.dtype)
-        y = tf.nn.conv2d(x, k, strides=list(strides), padding=padding.upper())
+        # tf.nn.convolution, as stock's: a dilated kernel runs through
+        # space-to-batch on CPUs, whose kernels have no dilated gradients.
+        y = tf.nn.convolution(x, k, strides=list(strides), padding=padding.upper(),
+                              dilations=list(dilation))
         if bias is not None:
             y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
         y = activate(y, activation)
@@ -233,6 +235,7 @@ def conv2d(
     padding: str = "valid",
     activation: Optional[str] = None,
     impl: str = "tf",
+    dilation_rate: IntOrPair = 1,
 ) -> tf.Tensor:
     """2-D convolution (cross-correlation) with a hand-written gradient.
 
@@ -244,6 +247,8 @@ def conv2d(
         padding: "valid" (HO = (H - KH) // SH + 1) or "same" (HO = ceil(H / SH),
             TensorFlow's padding rule).
         activation: None or "relu", fused into the op.
+        dilation_rate: int or (DH, DW): the kernel's taps DH rows and DW
+            columns apart; above 1 only with strides 1, as in TensorFlow.
         impl: "tf" (TF ops, any device, XLA) or "numpy" (the NumPy reference via
             ``tf.numpy_function``: CPU only, slow, no XLA, not exportable).
 
@@ -254,6 +259,10 @@ def conv2d(
         ValueError: on bad ranks, channel mismatch, bad strides/padding/impl.
     """
     strides = normalize_tuple(strides, "strides")
+    dilation = normalize_tuple(dilation_rate, "dilation_rate")
+    if max(strides) > 1 and max(dilation) > 1:
+        raise ValueError("conv2d takes strides or dilation_rate above 1, not both. "
+                         f"Received strides={strides}, dilation_rate={dilation}")
     padding = normalize_padding(padding)
     activation = normalize_activation(activation)
     impl = normalize_impl(impl)
@@ -273,5 +282,7 @@ def conv2d(
                 f"Received bias.shape={bias.shape}"
             )
     if impl == "numpy":
+        # The reference knows no dilation: it convolves with the spread kernel.
+        kernel = spread_kernel(kernel, dilation)
         return activate_numpy(_conv2d_numpy(x, kernel, bias, strides, padding), activation)
-    return _conv2d_tf(x, kernel, bias, strides, padding, activation)
+    return _conv2d_tf(x, kernel, bias, strides, padding, activation, dilation)

@@ -34,12 +34,14 @@ class BackwardPlan(NamedTuple):
     kernel_grad: KernelGradPlan
 
 
-def plan_backward(x_shape: Sequence[Optional[int]], kernel_hw: Tuple[int, int],
-                  strides: Tuple[int, int], pads: Pads, dtype: tf.DType) -> BackwardPlan:
-    """The plan of the convolution of x (N, H, W, C) in ``dtype`` with the forward's pads."""
+def plan_backward(x_shape: Sequence[Optional[int]], kernel_shape: Sequence[int],
+                  strides: Tuple[int, int], pads: Pads, dtype: tf.DType,
+                  dilation: Tuple[int, int] = (1, 1)) -> BackwardPlan:
+    """The plan of the convolution of x (N, H, W, C) in ``dtype`` with a kernel
+    (KH, KW, C, F) and the forward's pads."""
     return BackwardPlan(
-        plan_input_grad(tuple(x_shape[1:3]), kernel_hw, strides, pads),
-        plan_kernel_grad(x_shape, kernel_hw, strides, pads, dtype),
+        plan_input_grad(tuple(x_shape[1:3]), tuple(kernel_shape[:2]), strides, pads, dilation),
+        plan_kernel_grad(x_shape, kernel_shape, strides, pads, dtype, dilation),
     )
 
 

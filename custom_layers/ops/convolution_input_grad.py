@@ -3,7 +3,8 @@
 dx is the full convolution of the stride-dilated dy with the 180°-rotated
 kernel (channels swapped). Its forms:
 
-* ``full`` (stride 1): exactly that, one forward convolution.
+* ``full`` (stride 1): exactly that, one forward convolution (dilated as
+  the forward's kernel is).
 * ``subpixel`` (stride > 1): the dilated dy is mostly zeros, so instead each
   output phase (r_h, r_w) of dx (rows ≡ r_h, columns ≡ r_w mod the stride)
   is a stride-1 convolution of the undilated dy with the rotated sub-kernel
@@ -25,7 +26,7 @@ import tensorflow as tf
 
 from custom_layers.ops.activations import relu_mask
 from custom_layers.ops.custom_op import dilate
-from custom_layers.ops.shapes import Pads, full_convolution_padding
+from custom_layers.ops.shapes import Pads, full_convolution_padding, window_span
 
 METHODS = ("full", "subpixel", "gemm")
 
@@ -38,18 +39,22 @@ class InputGradPlan(NamedTuple):
     kernel_hw: Tuple[int, int]
     strides: Tuple[int, int]
     pads: Pads
+    dilation: Tuple[int, int] = (1, 1)
 
 
 def plan_input_grad(input_hw: Tuple[int, int], kernel_hw: Tuple[int, int],
-                    strides: Tuple[int, int], pads: Pads) -> InputGradPlan:
-    """dx's method: ``gemm`` for 1×1 kernels, ``subpixel`` for strides, else ``full``."""
+                    strides: Tuple[int, int], pads: Pads,
+                    dilation: Tuple[int, int] = (1, 1)) -> InputGradPlan:
+    """dx's method: ``gemm`` for 1×1 kernels, ``subpixel`` for strides, else ``full``
+    (strides and dilation are never both above 1, as in TensorFlow)."""
     if tuple(kernel_hw) == (1, 1):
         method = "gemm"
     elif tuple(strides) != (1, 1):
         method = "subpixel"
     else:
         method = "full"
-    return InputGradPlan(method, tuple(input_hw), tuple(kernel_hw), tuple(strides), pads)
+    return InputGradPlan(method, tuple(input_hw), tuple(kernel_hw), tuple(strides), pads,
+                         tuple(dilation))
 
 
 def rotate_kernel(kernel: tf.Tensor) -> tf.Tensor:
@@ -74,9 +79,13 @@ def _full_operands(y, dy, k, relu: bool, strides: Tuple[int, int]):
 
 def _full(y, dy, k, relu, plan: InputGradPlan):
     dilated_dy, rotated = _full_operands(y, dy, k, relu, plan.strides)
-    explicit = full_convolution_padding(plan.input_hw, plan.kernel_hw, dilated_dy.shape[1:3],
-                                        plan.pads)
-    return tf.nn.conv2d(dilated_dy, rotated, strides=1, padding=explicit)
+    spans = [window_span(k, d) for k, d in zip(plan.kernel_hw, plan.dilation)]
+    explicit = full_convolution_padding(plan.input_hw, spans, dilated_dy.shape[1:3], plan.pads)
+    if plan.dilation == (1, 1):
+        return tf.nn.conv2d(dilated_dy, rotated, strides=1, padding=explicit)
+    # As the forward: space-to-batch for the dilated kernel (no explicit padding there).
+    return tf.nn.convolution(tf.pad(dilated_dy, explicit), rotated, padding="VALID",
+                             dilations=list(plan.dilation))
 
 
 # ----------------------------------------------------------------------------

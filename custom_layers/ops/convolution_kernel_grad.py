@@ -13,7 +13,7 @@ the correlation of the padded input with dy. Its forms:
   dy is zero wherever it would.
 * ``conv``: one forward convolution of x viewed as (C, H, W, N) with dy
   viewed as a (HO, WO, N, F) filter dilated by the stride, split into batch
-  chunks whose partial dw are added (see ``_CONV_FILTER_ELEMENTS``); for
+  chunks whose partial dw are added (see ``_CONV_FILTER_BYTES``); for
   thin inputs (C < 8) inside XLA (``conv_xla``).
 
 Operands stay in x's dtype except float16, which is widened to float32 so
@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from custom_layers.ops.activations import relu_mask
 from custom_layers.ops.custom_op import accumulation_dtype
-from custom_layers.ops.shapes import Pads
+from custom_layers.ops.shapes import Pads, window_span
 
 METHODS = ("gemm", "taps", "conv", "conv_xla")
 
@@ -43,24 +43,28 @@ class KernelGradPlan(NamedTuple):
     chunks: Tuple[Optional[int], ...]  # batch chunk sizes of "conv", one conv each
     strides: Tuple[int, int]
     kernel_hw: Tuple[int, int]
+    dilation: Tuple[int, int] = (1, 1)
 
 
-# Measured with oneDNN on AVX-512 (TF 2.21): the dw convolution, whose filter
-# is dy viewed as (HO, WO, N, F), runs ~2x slower per example once that
-# filter's HO*WO*N passes ~8K elements (e.g. N > 48 at 14x14), unless C is
-# tiny (first layer), where one big convolution is fastest. Splitting the batch
-# into chunks under the limit and adding the partial dw keeps the fast kernel.
-# With C that small, XLA's convolution beats oneDNN's (0.8 vs 1.4 ms for the
-# 28x28x1 MNIST layer), so those layers compute dw inside XLA.
-_CONV_FILTER_ELEMENTS = 8192
+# Measured with oneDNN on AVX-512 (TF 2.21, docs/performance.md): the dw
+# convolution, whose filter is dy viewed as (HO, WO, N, F), slows down once
+# one output channel's slice of that filter (HO*WO*N values) passes ~8 KB,
+# unless C is tiny (first layer), where one big convolution is fastest.
+# Splitting the batch into chunks under the limit and adding the partial dw
+# keeps the fast kernel. With C that small, XLA's convolution beats oneDNN's
+# (0.8 vs 1.4 ms for the 28x28x1 MNIST layer), so those layers compute dw
+# inside XLA.
+_CONV_FILTER_BYTES = 8192
 _THIN_CHANNELS = 8
 # "taps" multiplies over the padded grid, so it wastes (grid area / output
-# area - 1) of its work on zeros; below this waste it beat "conv" in float32
-# on every layer measured (docs/performance.md). Under bfloat16 "conv" with
-# bfloat16 operands ran as fast as stock except when one image alone fills
-# the chunk (large maps), where "taps" won.
+# area - 1) of its work on zeros, and its products are C x F: it beat "conv"
+# in float32 where the waste is small and the products are large (C and F
+# both >= 128) or many (maps of >= 1024 pixels). Under bfloat16, "conv"
+# with bfloat16 operands kept up except on large maps.
 _TAPS_MAX_GRID_RATIO = 1.35
-_TAPS_MIN_AREA_LOW_PRECISION = _CONV_FILTER_ELEMENTS // 4
+_TAPS_MIN_CHANNELS = 128
+_TAPS_MIN_AREA = 1024
+_TAPS_MIN_AREA_LOW_PRECISION = 2048
 
 
 def operand_dtype(dtype: tf.DType) -> tf.DType:
@@ -68,17 +72,18 @@ def operand_dtype(dtype: tf.DType) -> tf.DType:
     return tf.float32 if dtype == tf.float16 else dtype
 
 
-def _batch_chunks(batch: Optional[int], channels: int, out_area: int) -> List[Optional[int]]:
+def _batch_chunks(batch: Optional[int], channels: int, out_area: int,
+                  itemsize: int) -> List[Optional[int]]:
     """Near-equal batch chunk sizes for the dw convolution; [batch] for no split."""
     if batch is None or batch == 0 or channels < _THIN_CHANNELS:
         return [batch]
-    per_chunk = max(1, _CONV_FILTER_ELEMENTS // out_area)
+    per_chunk = max(1, _CONV_FILTER_BYTES // (itemsize * out_area))
     count = -(-batch // per_chunk)
     base, extra = divmod(batch, count)
     return [base + 1] * extra + [base] * (count - extra)
 
 
-def _choose_method(x_shape, kernel_hw, strides, out_hw, dtype: tf.DType) -> str:
+def _choose_method(x_shape, filters, kernel_hw, spans, strides, out_hw, dtype: tf.DType) -> str:
     if tuple(kernel_hw) == (1, 1):
         return "gemm"
     if x_shape[3] < _THIN_CHANNELS:
@@ -86,31 +91,37 @@ def _choose_method(x_shape, kernel_hw, strides, out_hw, dtype: tf.DType) -> str:
     if tuple(strides) != (1, 1):
         return "conv"
     area = out_hw[0] * out_hw[1]
-    grid = (out_hw[0] + kernel_hw[0] - 1) * (out_hw[1] + kernel_hw[1] - 1)
+    grid = (out_hw[0] + spans[0] - 1) * (out_hw[1] + spans[1] - 1)
     if dtype in (tf.bfloat16, tf.float16):
         return "taps" if area >= _TAPS_MIN_AREA_LOW_PRECISION else "conv"
-    return "taps" if grid <= _TAPS_MAX_GRID_RATIO * area else "conv"
+    large = min(x_shape[3], filters) >= _TAPS_MIN_CHANNELS or area >= _TAPS_MIN_AREA
+    return "taps" if grid <= _TAPS_MAX_GRID_RATIO * area and large else "conv"
 
 
-def plan_kernel_grad(x_shape: Sequence[Optional[int]], kernel_hw: Tuple[int, int],
+def plan_kernel_grad(x_shape: Sequence[Optional[int]], kernel_shape: Sequence[int],
                      strides: Tuple[int, int], pads: Pads,
-                     dtype: tf.DType = tf.float32) -> KernelGradPlan:
-    """dw's method, padding, crop and batch chunks for x (N, H, W, C) and the forward's pads."""
+                     dtype: tf.DType = tf.float32,
+                     dilation: Tuple[int, int] = (1, 1)) -> KernelGradPlan:
+    """dw's method, padding, crop and batch chunks for x (N, H, W, C), the kernel
+    (KH, KW, C, F), and the forward's pads."""
+    kernel_hw, filters = tuple(kernel_shape[:2]), kernel_shape[3]
     explicit = [[0, 0]]
     crop = []
+    spans = tuple(window_span(k, d) for k, d in zip(kernel_hw, dilation))
     for axis, pad in enumerate(pads):
         # Pad only as far as the last kernel row reaches, so that the output
         # is exactly KH x KW; crop what no window reads (VALID leftovers).
-        reach = (pad.out - 1) * strides[axis] + kernel_hw[axis]
+        reach = (pad.out - 1) * strides[axis] + spans[axis]
         needed_after = reach - x_shape[1 + axis] - pad.before
         explicit.append([pad.before, max(needed_after, 0)])
         crop.append(x_shape[1 + axis] - max(-needed_after, 0))
     explicit.append([0, 0])
     out_hw = (pads[0].out, pads[1].out)
-    chunks = tuple(_batch_chunks(x_shape[0], x_shape[3], out_hw[0] * out_hw[1]))
-    method = _choose_method(x_shape, kernel_hw, strides, out_hw, dtype)
+    chunks = tuple(_batch_chunks(x_shape[0], x_shape[3], out_hw[0] * out_hw[1],
+                                 operand_dtype(dtype).size))
+    method = _choose_method(x_shape, filters, kernel_hw, spans, strides, out_hw, dtype)
     return KernelGradPlan(method, tuple(map(tuple, explicit)), tuple(crop), chunks,
-                          tuple(strides), tuple(kernel_hw))
+                          tuple(strides), tuple(kernel_hw), tuple(dilation))
 
 
 def _masked(y, dy, relu: bool):
@@ -173,8 +184,8 @@ def _taps_operands(x, y, dy, relu: bool, operand: str, plan: KernelGradPlan):
     dy, db = _masked(y, dy, relu)
     x = x[:, : plan.crop_hw[0], : plan.crop_hw[1], :]
     x = tf.pad(tf.cast(x, operand), [list(p) for p in plan.explicit])
-    kh, kw = plan.kernel_hw
-    dy = tf.pad(tf.cast(dy, operand), [[0, 0], [0, kh - 1], [0, kw - 1], [0, 0]])
+    (kh, kw), (dh, dw) = plan.kernel_hw, plan.dilation
+    dy = tf.pad(tf.cast(dy, operand), [[0, 0], [0, (kh - 1) * dh], [0, (kw - 1) * dw], [0, 0]])
     return tf.reshape(x, [-1, x.shape[3]]), tf.reshape(dy, [-1, dy.shape[3]]), db
 
 
@@ -186,14 +197,14 @@ def _taps_epilogue(products, kernel_dtype: str, kernel_hw: Tuple[int, int]):
 
 def _taps(x, y, dy, relu, kernel_dtype, plan):
     xa, da, db = _taps_operands(x, y, dy, relu, operand_dtype(x.dtype).name, plan)
-    kh, kw = plan.kernel_hw
+    (kh, kw), (dh, dw) = plan.kernel_hw, plan.dilation
     grid_w = plan.crop_hw[1] + sum(plan.explicit[2])
-    last = (kh - 1) * grid_w + kw - 1
+    offsets = [i * dh * grid_w + j * dw for i in range(kh) for j in range(kw)]
+    last = offsets[-1]
     rows = xa.shape[0] - last if xa.shape[0] is not None else tf.shape(xa)[0] - last
     rows = max(rows, 0) if isinstance(rows, int) else tf.maximum(rows, 0)
     dy_rows = da[:rows]
-    products = [tf.matmul(xa[i * grid_w + j : i * grid_w + j + rows], dy_rows, transpose_a=True)
-                for i in range(kh) for j in range(kw)]
+    products = [tf.matmul(xa[o : o + rows], dy_rows, transpose_a=True) for o in offsets]
     return _taps_epilogue(products, kernel_dtype, plan.kernel_hw), db
 
 
@@ -221,8 +232,9 @@ def _conv_operands(x, dy, plan: KernelGradPlan):
 def _conv_partials(x_parts, dy_parts, plan: KernelGradPlan) -> List[tf.Tensor]:
     """The forward convolution x_t ⋆ dy_t of each chunk, as (C, KH, KW, F)."""
     return [
-        tf.nn.conv2d(x_t, dy_t, strides=1, padding=[list(p) for p in plan.explicit],
-                     dilations=list(plan.strides))
+        # Output row i is tap i: x_t read from row i * dilation, dy_t spread by the stride.
+        tf.nn.conv2d(x_t, dy_t, strides=list(plan.dilation),
+                     padding=[list(p) for p in plan.explicit], dilations=list(plan.strides))
         for x_t, dy_t in zip(x_parts, dy_parts)
     ]
 
