@@ -53,6 +53,8 @@ SHAPES: Dict[str, Shape] = {
     "mnist_conv1": Shape(50, 28, 28, 1, 32, 5),
     "mnist_conv2": Shape(50, 14, 14, 32, 64, 5),
     "cifar_first": Shape(128, 32, 32, 3, 64, 3),
+    "resnet20_stage1": Shape(128, 32, 32, 16, 16, 3),
+    "resnet20_stage2": Shape(128, 16, 16, 32, 32, 3),
     "resnet20_stage3": Shape(128, 8, 8, 64, 64, 3),
     "wide_1": Shape(256, 16, 16, 64, 64, 3),
     "wide_2": Shape(256, 16, 16, 64, 128, 3),

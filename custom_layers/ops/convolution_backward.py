@@ -40,7 +40,7 @@ def plan_backward(x_shape: Sequence[Optional[int]], kernel_shape: Sequence[int],
     """The plan of the convolution of x (N, H, W, C) in ``dtype`` with a kernel
     (KH, KW, C, F) and the forward's pads."""
     return BackwardPlan(
-        plan_input_grad(tuple(x_shape[1:3]), tuple(kernel_shape[:2]), strides, pads, dilation),
+        plan_input_grad(tuple(x_shape[1:3]), kernel_shape, strides, pads, dilation),
         plan_kernel_grad(x_shape, kernel_shape, strides, pads, dtype, dilation),
     )
 
