@@ -130,7 +130,10 @@ class BoundedGzipReader:
         return True
 
     def _end_member(self) -> None:
-        self._input = self._inflater.unused_data + self._input
+        # At the end of a member zlib puts the input it did not use in
+        # unused_data and, after a call with a max_length, the same bytes in
+        # unconsumed_tail (which _input now holds): keep them once.
+        self._input = self._inflater.unused_data
         self._inflater = None
         crc, size = struct.unpack("<II", self._take(8, "trailer"))
         if crc != self._crc or size != self._member_size & 0xFFFFFFFF:
