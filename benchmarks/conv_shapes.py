@@ -25,9 +25,8 @@ import tensorflow as tf
 from absl import flags
 
 import custom_layers
-from benchmarks.common import cpu_description
+from benchmarks.common import cpu_description, require_known
 from training import cli
-from training.errors import UsageError
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 PARTS = ("train", "dx", "dw")
@@ -162,10 +161,8 @@ def geometric_mean(values: Sequence[float]) -> float:
 
 
 def run(flags_obj: flags.FlagValues) -> Dict[str, Dict[str, Dict[str, float]]]:
-    unknown = [s for s in flags_obj.shapes if s not in SHAPES]
-    bad_precision = [p for p in flags_obj.precision if p not in PRECISIONS]
-    if unknown or bad_precision:
-        raise UsageError(f"unknown --shapes {unknown} or --precision {bad_precision}")
+    require_known("shapes", flags_obj.shapes, list(SHAPES))
+    require_known("precision", flags_obj.precision, PRECISIONS)
     print(cpu_description())
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; stock time / custom time "
           "(above 1: hand-written is faster), best of each kind's rounds")

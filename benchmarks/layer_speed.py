@@ -16,7 +16,6 @@ ms per step over the all-stock model.
 
 from __future__ import annotations
 
-import time
 from typing import Dict, Optional, Union
 
 import keras
@@ -27,7 +26,7 @@ from absl import flags
 import models
 from datasets import load_mnist
 from datasets.cifar10 import load_cifar10
-from benchmarks.common import train_step
+from benchmarks.common import alternating_rounds, train_step
 from training import cli
 
 def define_flags() -> None:
@@ -84,18 +83,7 @@ def benchmark(images: np.ndarray, labels: np.ndarray, batch_size: int, steps: in
     variants = {"custom": "custom", "keras": "keras", **(extra_models or {})}
     steps_by_kind = {name: make_train_step(layers, jit_compile, model_name=model_name)
                      for name, layers in variants.items()}
-    for step in steps_by_kind.values():
-        for i in range(warmup_steps):
-            step(*batches[i % len(batches)]).numpy()
-    speeds = {kind: [] for kind in steps_by_kind}
-    for _ in range(rounds):
-        for kind, step in steps_by_kind.items():
-            start = time.perf_counter()
-            for i in range(steps):
-                loss = step(*batches[i % len(batches)])
-            loss.numpy()
-            speeds[kind].append(steps * batch_size / (time.perf_counter() - start))
-    return speeds
+    return alternating_rounds(steps_by_kind, batches, steps, rounds, warmup_steps, batch_size)
 
 
 def run(flags_obj: flags.FlagValues) -> Dict[str, float]:

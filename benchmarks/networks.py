@@ -27,7 +27,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from typing import Callable, Dict, List, Tuple
 
 import keras
@@ -37,10 +36,9 @@ from absl import flags
 
 import custom_layers
 import models
-from benchmarks.common import cpu_description, train_step
+from benchmarks.common import alternating_rounds, cpu_description, require_known, train_step
 from benchmarks.conv_shapes import PRECISIONS
 from training import cli
-from training.errors import UsageError
 
 
 def _vgg(layers: str) -> keras.Model:
@@ -110,17 +108,8 @@ def time_network(name: str, steps: int, rounds: int) -> Dict[str, float]:
     pair = build_pair(name)
     batches = batches_for(name)
     train = {kind: train_step(model, NETWORKS[name][3]()) for kind, model in pair.items()}
-    for step in train.values():
-        for i in range(3):
-            step(*batches[i % len(batches)]).numpy()
-    speeds: Dict[str, List[float]] = {kind: [] for kind in train}
-    for _ in range(rounds):
-        for kind, step in train.items():
-            start = time.perf_counter()
-            for i in range(steps):
-                loss = step(*batches[i % len(batches)])
-            loss.numpy()
-            speeds[kind].append(steps * NETWORKS[name][2] / (time.perf_counter() - start))
+    speeds = alternating_rounds(train, batches, steps, rounds, warmup_steps=3,
+                                batch_size=NETWORKS[name][2])
     return {kind: float(np.median(v)) for kind, v in speeds.items()}
 
 
@@ -157,10 +146,8 @@ def measure_memory(name: str, precision: str) -> Dict[str, float]:
 def run(flags_obj: flags.FlagValues):
     if flags_obj.memory_child:
         return memory_child(flags_obj.memory_child)
-    unknown = [n for n in flags_obj.networks if n not in NETWORKS]
-    bad_precision = [p for p in flags_obj.precision if p not in PRECISIONS]
-    if unknown or bad_precision:
-        raise UsageError(f"unknown --networks {unknown} or --precision {bad_precision}")
+    require_known("networks", flags_obj.networks, list(NETWORKS))
+    require_known("precision", flags_obj.precision, PRECISIONS)
     print(cpu_description())
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; examples/s (median of "
           f"{flags_obj.rounds} alternating rounds of {flags_obj.steps} steps)")

@@ -1,4 +1,4 @@
-"""dx of a 2-D convolution, three hand-written ways; which one runs is fixed at trace time.
+"""dx of a 2-D convolution, hand-written several ways; which one runs is fixed at trace time.
 
 dx is the full convolution of the stride-dilated dy with the 180°-rotated
 kernel (channels swapped). Its forms:
@@ -11,6 +11,9 @@ kernel (channels swapped). Its forms:
   ``w[r_h::SH, r_w::SW]``, and the phases are interleaved back into rows and
   columns: together exactly the forward's multiplications, where the
   dilated form has SH·SW times as many.
+* ``subpixel_stacked`` (stride > 1, thin inputs): the same phases as one
+  convolution whose output channels are (r_h, r_w, c), each sub-kernel
+  zero-padded in front to the largest one's size.
 * ``gemm`` (1×1 kernels): one matrix product dy · Wᵀ over N·HO·WO rows,
   spread by the stride.
 
@@ -184,23 +187,23 @@ def _subpixel_interleave(phases, plan: InputGradPlan):
     return t[:, ah.offset : ah.offset + h, aw.offset : aw.offset + w, :]
 
 
+def _phase_conv(dy, kernel, ph: _Phase, pw: _Phase):
+    """The stride-1 convolution of the dy rows and columns phases (ph, pw) read."""
+    part = dy if ph.start == pw.start == 0 else dy[:, ph.start :, pw.start :, :]
+    padding = [[0, 0], [ph.pad_before, ph.pad_after], [pw.pad_before, pw.pad_after], [0, 0]]
+    return tf.nn.conv2d(part, kernel, strides=1, padding=padding)
+
+
 def _subpixel(y, dy, k, relu, plan: InputGradPlan):
     dy, kernels = _subpixel_operands(y, dy, k, relu, plan)
     ah, aw = _axes(plan)
-    if plan.method == "subpixel_stacked":
-        ph, pw = ah.phases[0], aw.phases[0]
-        part = dy if ph.start == pw.start == 0 else dy[:, ph.start :, pw.start :, :]
-        padding = [[0, 0], [ph.pad_before, ph.pad_after], [pw.pad_before, pw.pad_after], [0, 0]]
-        return _subpixel_interleave([tf.nn.conv2d(part, kernels, 1, padding)], plan)
+    if plan.method == "subpixel_stacked":  # phase (0, 0) reads the most of dy
+        return _subpixel_interleave([_phase_conv(dy, kernels, ah.phases[0], aw.phases[0])], plan)
     phases, kernels = [], iter(kernels)
     for ph in ah.phases:
         for pw in aw.phases:
-            if not (ph.taps and pw.taps):
-                phases.append(None)
-                continue
-            part = dy if ph.start == pw.start == 0 else dy[:, ph.start :, pw.start :, :]
-            padding = [[0, 0], [ph.pad_before, ph.pad_after], [pw.pad_before, pw.pad_after], [0, 0]]
-            phases.append(tf.nn.conv2d(part, next(kernels), strides=1, padding=padding))
+            present = ph.taps and pw.taps
+            phases.append(_phase_conv(dy, next(kernels), ph, pw) if present else None)
     return _subpixel_interleave(phases, plan)
 
 
@@ -210,8 +213,8 @@ def _subpixel(y, dy, k, relu, plan: InputGradPlan):
 
 
 @tf.function(jit_compile=True)
-def _gemm_operand(y, dy, relu: bool):
-    return tf.reshape(_masked(y, dy, relu), [-1, dy.shape[3]])
+def _masked_rows(y, dy):
+    return tf.reshape(relu_mask(y, dy), [-1, dy.shape[3]])
 
 
 @tf.function(jit_compile=True)
@@ -224,7 +227,7 @@ def _gemm_spread(dx, plan: InputGradPlan):
 
 
 def _gemm(y, dy, k, relu, plan: InputGradPlan):
-    da = _gemm_operand(y, dy, relu) if relu else tf.reshape(dy, [-1, dy.shape[3]])
+    da = _masked_rows(y, dy) if relu else tf.reshape(dy, [-1, dy.shape[3]])
     dx = tf.matmul(da, tf.reshape(k, k.shape[2:]), transpose_b=True)
     dx = tf.reshape(dx, [tf.shape(dy)[0], dy.shape[1], dy.shape[2], k.shape[2]])
     if plan.strides == (1, 1) and tuple(dy.shape[1:3]) == plan.input_hw:

@@ -124,15 +124,16 @@ def plan_kernel_grad(x_shape: Sequence[Optional[int]], kernel_shape: Sequence[in
                           tuple(strides), tuple(kernel_hw), tuple(dilation))
 
 
+def _bias_grad(dy):
+    """db = Σ dy over batch and space (float32 for float16/bfloat16)."""
+    return tf.reduce_sum(tf.cast(dy, accumulation_dtype(dy.dtype)), axis=[0, 1, 2])
+
+
 def _masked(y, dy, relu: bool):
-    """dy through the fused ReLU, and db = Σ dy (float32 for float16/bfloat16)."""
+    """dy through the fused ReLU, and db."""
     if relu:
         dy = relu_mask(y, dy)
-    return dy, tf.reduce_sum(tf.cast(dy, accumulation_dtype(dy.dtype)), axis=[0, 1, 2])
-
-
-def _finish(dw_acc, kernel_dtype: str):
-    return tf.cast(dw_acc, kernel_dtype)
+    return dy, _bias_grad(dy)
 
 
 # ----------------------------------------------------------------------------
@@ -153,9 +154,7 @@ def _gemm_dy(y, dy, relu: bool, operand: str):
     return tf.reshape(tf.cast(dy, operand), [-1, dy.shape[3]]), db
 
 
-@tf.function(jit_compile=True)
-def _bias_grad(dy):
-    return tf.reduce_sum(tf.cast(dy, accumulation_dtype(dy.dtype)), axis=[0, 1, 2])
+_bias_grad_xla = tf.function(_bias_grad, jit_compile=True)
 
 
 def _gemm(x, y, dy, relu, kernel_dtype, plan):
@@ -169,7 +168,7 @@ def _gemm(x, y, dy, relu, kernel_dtype, plan):
     if relu or operand != dy.dtype:
         da, db = _gemm_dy(y, dy, relu, operand.name)
     else:
-        da, db = tf.reshape(dy, [-1, dy.shape[3]]), _bias_grad(dy)
+        da, db = tf.reshape(dy, [-1, dy.shape[3]]), _bias_grad_xla(dy)
     dw = tf.matmul(xa, da, transpose_a=True)
     return tf.reshape(tf.cast(dw, kernel_dtype), [1, 1, *dw.shape]), db
 
@@ -184,22 +183,23 @@ def _taps_operands(x, y, dy, relu: bool, operand: str, plan: KernelGradPlan):
     dy, db = _masked(y, dy, relu)
     x = x[:, : plan.crop_hw[0], : plan.crop_hw[1], :]
     x = tf.pad(tf.cast(x, operand), [list(p) for p in plan.explicit])
-    (kh, kw), (dh, dw) = plan.kernel_hw, plan.dilation
-    dy = tf.pad(tf.cast(dy, operand), [[0, 0], [0, (kh - 1) * dh], [0, (kw - 1) * dw], [0, 0]])
+    (kh, kw), (rate_h, rate_w) = plan.kernel_hw, plan.dilation
+    dy = tf.pad(tf.cast(dy, operand),
+                [[0, 0], [0, (kh - 1) * rate_h], [0, (kw - 1) * rate_w], [0, 0]])
     return tf.reshape(x, [-1, x.shape[3]]), tf.reshape(dy, [-1, dy.shape[3]]), db
 
 
 @tf.function(jit_compile=True)
 def _taps_epilogue(products, kernel_dtype: str, kernel_hw: Tuple[int, int]):
     dw = tf.stack([tf.cast(p, accumulation_dtype(p.dtype)) for p in products])
-    return _finish(tf.reshape(dw, [*kernel_hw, *dw.shape[1:]]), kernel_dtype)
+    return tf.cast(tf.reshape(dw, [*kernel_hw, *dw.shape[1:]]), kernel_dtype)
 
 
 def _taps(x, y, dy, relu, kernel_dtype, plan):
     xa, da, db = _taps_operands(x, y, dy, relu, operand_dtype(x.dtype).name, plan)
-    (kh, kw), (dh, dw) = plan.kernel_hw, plan.dilation
+    (kh, kw), (rate_h, rate_w) = plan.kernel_hw, plan.dilation
     grid_w = plan.crop_hw[1] + sum(plan.explicit[2])
-    offsets = [i * dh * grid_w + j * dw for i in range(kh) for j in range(kw)]
+    offsets = [i * rate_h * grid_w + j * rate_w for i in range(kh) for j in range(kw)]
     last = offsets[-1]
     rows = xa.shape[0] - last if xa.shape[0] is not None else tf.shape(xa)[0] - last
     rows = max(rows, 0) if isinstance(rows, int) else tf.maximum(rows, 0)
@@ -242,7 +242,7 @@ def _conv_partials(x_parts, dy_parts, plan: KernelGradPlan) -> List[tf.Tensor]:
 def _sum_partials(partials: Sequence[tf.Tensor], kernel_dtype: str) -> tf.Tensor:
     """Σ of the chunks' (C, KH, KW, F) partial dw in float32, as (KH, KW, C, F)."""
     dw_t = tf.add_n([tf.cast(p, accumulation_dtype(p.dtype)) for p in partials])
-    return _finish(tf.transpose(dw_t, [1, 2, 0, 3]), kernel_dtype)
+    return tf.cast(tf.transpose(dw_t, [1, 2, 0, 3]), kernel_dtype)
 
 
 @tf.function(jit_compile=True)
