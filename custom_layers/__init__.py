@@ -2,7 +2,8 @@
 
 ``from custom_layers import Conv2D, MaxPooling2D, Dense, BatchNormalization,
 AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, DepthwiseConv2D,
-Dropout, ReLU`` gives drop-in replacements for the ``keras.layers`` namesakes.
+Dropout, ReLU, Activation, Rescaling`` gives drop-in replacements for the
+``keras.layers`` namesakes (plus ``ZeroPadShortcut``, ResNet's option-A shortcut).
 Importing the package registers them as Keras serializables, so
 ``keras.models.load_model`` reads models that use them without
 ``custom_objects``.
@@ -23,6 +24,7 @@ Layout:
 
 from custom_layers import ops, reference
 from custom_layers.layers import (
+    Activation,
     AveragePooling2D,
     AvgPool2D,
     BatchNormalization,
@@ -35,11 +37,13 @@ from custom_layers.layers import (
     MaxPool2D,
     MaxPooling2D,
     ReLU,
+    Rescaling,
+    ZeroPadShortcut,
 )
 from custom_layers.losses import SparseCategoricalCrossentropy
 from custom_layers.swap import swap_layers
 
-__all__ = ["AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
+__all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
            "DepthwiseConv2D", "Dropout", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-           "MaxPool2D", "MaxPooling2D", "ReLU", "SparseCategoricalCrossentropy",
-           "ops", "reference", "swap_layers"]
+           "MaxPool2D", "MaxPooling2D", "ReLU", "Rescaling", "SparseCategoricalCrossentropy",
+           "ZeroPadShortcut", "ops", "reference", "swap_layers"]

@@ -37,13 +37,22 @@ class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
     of this module. With sample weights or masks the per-example losses are
     still hand-written and Keras weights and reduces them. ``ignore_class``
     raises a ValueError.
+
+    One argument stock's sparse loss lacks: ``label_smoothing`` ε in [0, 1]
+    trains towards (1 − ε)·onehot + ε/K, exactly as
+    ``keras.losses.CategoricalCrossentropy(label_smoothing=ε)`` on one-hot labels.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, label_smoothing: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         if self.ignore_class is not None:
             raise ValueError("custom_layers.SparseCategoricalCrossentropy does not support "
                              f"ignore_class. Received: ignore_class={self.ignore_class!r}")
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+                or not 0 <= label_smoothing <= 1:
+            raise ValueError(f"label_smoothing must be a number in [0, 1]. "
+                             f"Received: label_smoothing={label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         simple = (sample_weight is None and getattr(y_pred, "_keras_mask", None) is None
@@ -59,8 +68,13 @@ class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
     def _losses(self, y_true, y_pred, mean: bool) -> tf.Tensor:
         logits = _logits_behind(y_pred)
         if self.from_logits or logits is not None:
-            return sparse_softmax_cross_entropy(y_true, y_pred if logits is None else logits, mean)
-        return sparse_probability_cross_entropy(y_true, y_pred, mean=mean)
+            return sparse_softmax_cross_entropy(y_true, y_pred if logits is None else logits,
+                                                mean, self.label_smoothing)
+        return sparse_probability_cross_entropy(y_true, y_pred, mean=mean,
+                                                label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
     def call(self, y_true, y_pred):
         """Per-example losses (N,), each with its hand-written gradient."""

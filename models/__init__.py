@@ -12,7 +12,7 @@ from models.registry import LAYER_KINDS, MODEL_NAMES, MODELS, ModelSpec
 _LAZY = {
     "build_convnet": "models.convnet", "build_three_layer": "models.convnet",
     "build_model": "models.convnet", "build_resnet": "models.resnet",
-    "ZeroPadShortcut": "models.resnet", "LayerSet": "models.layer_kinds",
+"LayerSet": "models.layer_kinds",
     "layer_set": "models.layer_kinds", "mixed_layer_set": "models.layer_kinds",
 }
 

@@ -21,6 +21,8 @@ class LayerSet(NamedTuple):
     GlobalAveragePooling2D: type = keras.layers.GlobalAveragePooling2D
     ReLU: type = keras.layers.ReLU
     Dropout: type = keras.layers.Dropout
+    Activation: type = keras.layers.Activation
+    Rescaling: type = keras.layers.Rescaling
 
 
 def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
@@ -39,6 +41,8 @@ def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
             custom_layers.GlobalAveragePooling2D,
             custom_layers.ReLU,
             custom_layers.Dropout,
+            functools.partial(custom_layers.Activation, impl=impl),
+            custom_layers.Rescaling,
         )
     if kind == "keras":
         if impl != "tf":
@@ -50,11 +54,13 @@ def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
 def mixed_layer_set(conv: str, pool: str, dense: str, norm: str = "keras") -> LayerSet:
     """Each layer type from its own kind, e.g. custom convolutions with stock
     pooling and dense layers (for measuring one layer type at a time). ``norm``
-    picks batch normalization and ReLU; global pooling follows ``pool``."""
+    picks batch normalization and the activations; global pooling follows ``pool``,
+    rescaling ``dense``."""
     return LayerSet(layer_set(conv).Conv2D, layer_set(pool).MaxPooling2D,
                     layer_set(dense).Dense, layer_set(norm).BatchNormalization,
                     layer_set(pool).GlobalAveragePooling2D, layer_set(norm).ReLU,
-                    layer_set(dense).Dropout)
+                    layer_set(dense).Dropout, layer_set(norm).Activation,
+                    layer_set(dense).Rescaling)
 
 
 def as_layer_set(layers: Union[str, LayerSet], impl: str = "tf") -> LayerSet:

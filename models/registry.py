@@ -23,6 +23,9 @@ class ModelSpec(NamedTuple):
     has_dropout: bool = True  # False: --dropout_rate must be 0
     numpy_backward: bool = True  # every layer can run impl="numpy"
     family: str = ""  # models that share a data-set preset (e.g. "resnet")
+    # "module:function(model, images)" run once on a new model with normalised
+    # training images (the whitened models' whitening layer), or "".
+    prepare: str = ""
 
 
 MODELS: Dict[str, ModelSpec] = {
@@ -31,6 +34,11 @@ MODELS: Dict[str, ModelSpec] = {
     **{f"resnet{depth}": ModelSpec("models.resnet:build_resnet", (("depth", depth),),
                                    has_dropout=False, numpy_backward=False, family="resnet")
        for depth in (20, 32, 56)},
+    **{name: ModelSpec("models.whitened_vgg:build_whitened_vgg", (("widths", widths),),
+                       has_dropout=False, numpy_backward=False, family="whitened",
+                       prepare="models.whitened_vgg:set_whitening")
+       for name, widths in (("whitened_vgg", (64, 128, 128)),
+                            ("whitened_vgg_wide", (64, 256, 256)))},
 }
 MODEL_NAMES = tuple(MODELS)
 

@@ -5,44 +5,15 @@ from __future__ import annotations
 from typing import Sequence, Union
 
 import keras
-from keras import ops as kops
 
+import custom_layers
 from models.layer_kinds import LayerSet, as_layer_set
 
 
-@keras.saving.register_keras_serializable(package="models")
-class ZeroPadShortcut(keras.layers.Layer):
-    """The paper's option-A shortcut: subsample by ``stride``, zero-pad the channels.
-
-    Input shape: (N, H, W, C). Output shape: (N, ceil(H/stride), ceil(W/stride),
-    ``filters``). No weights; its gradient is slicing and padding, which TensorFlow
-    derives (no arithmetic, so nothing to hand-write).
-    """
-
-    def __init__(self, filters: int, stride: int, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(filters, int) or filters <= 0:
-            raise ValueError(f"filters must be a positive integer. Received: filters={filters!r}")
-        if not isinstance(stride, int) or stride <= 0:
-            raise ValueError(f"stride must be a positive integer. Received: stride={stride!r}")
-        self.filters, self.stride = filters, stride
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, _ = input_shape
-        def sub(size):
-            return None if size is None else -(-size // self.stride)
-        return (n, sub(h), sub(w), self.filters)
-
-    def call(self, inputs):
-        extra = self.filters - inputs.shape[-1]
-        if extra < 0:
-            raise ValueError(f"ZeroPadShortcut cannot shrink {inputs.shape[-1]} channels "
-                             f"to filters={self.filters}")
-        x = inputs[:, ::self.stride, ::self.stride, :]
-        return kops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]]) if extra else x
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "stride": self.stride}
+# Model files saved before the shortcut moved into custom_layers name it "models>ZeroPadShortcut".
+@keras.saving.register_keras_serializable(package="models", name="ZeroPadShortcut")
+class _SavedZeroPadShortcut(custom_layers.ZeroPadShortcut):
+    pass
 
 
 def _conv_bn(L: LayerSet, x, filters: int, stride: int, name: str):
@@ -56,7 +27,7 @@ def basic_block(L: LayerSet, x, filters: int, stride: int, name: str):
     """conv-BN-ReLU-conv-BN, plus the (option-A) shortcut, then ReLU."""
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = ZeroPadShortcut(filters, stride, name=f"{name}_shortcut")(x)
+        shortcut = custom_layers.ZeroPadShortcut(filters, stride, name=f"{name}_shortcut")(x)
     y = L.ReLU(name=f"{name}_relu1")(_conv_bn(L, x, filters, stride, f"{name}_1"))
     y = _conv_bn(L, y, filters, 1, f"{name}_2")
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
@@ -79,7 +50,9 @@ def build_resnet(
     which 1,376 are batch-norm moving statistics), 32 gives ResNet-32 (466,426),
     56 ResNet-56.
     Stages 2 and 3 start with stride 2. Every convolution is followed by batch
-    normalization; the shortcut is identity or option A (``ZeroPadShortcut``).
+    normalization; the shortcut is identity or option A
+    (``custom_layers.ZeroPadShortcut`` with either layer kind: slicing and
+    padding, no arithmetic to compare).
 
     Args:
         input_shape: (H, W, C) of one image.

@@ -10,6 +10,7 @@ import models
 from custom_layers import ops
 from custom_layers.ops import cross_entropy as losses
 from custom_layers.gradcheck import numeric_gradient, rel_error
+from tests.graph_walk import tf_generated_gradients
 
 EPS = keras.config.epsilon()
 
@@ -101,32 +102,66 @@ def test_keras_loss_equals_stock_on_a_softmax_model(float64, graph, weighted):
         assert rel_error(a, b) <= 1e-13
 
 
+@pytest.mark.parametrize("graph", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_smoothed_loss_and_gradient_equal_stocks_categorical_loss(float64, graph, weighted):
+    """Stock has label smoothing only in its categorical loss: on one-hot labels it is the same."""
+    from training.losses import StockSmoothedSparseCrossentropy
+
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.normal(size=(8, 12)) * 2)
+    y = tf.constant(rng.integers(0, 5, size=8))
+    weights = tf.constant(rng.random(8)) if weighted else None
+    stock_model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(5, activation="softmax")])
+    ours_model = keras.Sequential([keras.Input((12,)), custom_layers.Dense(5, activation="softmax")])
+    ours_model.set_weights(stock_model.get_weights())
+    onehot = tf.one_hot(y, 5, dtype=tf.float64)
+    stock_loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)
+    results = []
+    for model, loss_fn, target in (
+            (ours_model, custom_layers.SparseCategoricalCrossentropy(label_smoothing=0.2), y),
+            (stock_model, stock_loss, onehot),
+            (stock_model, StockSmoothedSparseCrossentropy(0.2), y)):
+        def step():
+            with tf.GradientTape() as tape:
+                loss = loss_fn(target, model(x), sample_weight=weights)
+            return loss, tape.gradient(loss, model.trainable_variables)
+        results.append(tf.function(step)() if graph else step())
+    (loss_ours, g_ours), *stock = results
+    for loss_stock, g_stock in stock:
+        assert abs(float(loss_ours) - float(loss_stock)) <= 1e-14
+        for a, b in zip(g_ours, g_stock):
+            assert rel_error(a, b) <= 1e-13
+    # And it does smooth: the loss differs from the unsmoothed one.
+    plain = custom_layers.SparseCategoricalCrossentropy()(y, ours_model(x))
+    assert abs(float(plain) - float(loss_ours)) > 1e-3
+
+
+def test_label_smoothing_numpy_reference_matches_numeric_gradients():
+    rng = np.random.default_rng(6)
+    z, y = rng.normal(size=(5, 4)) * 3, rng.integers(0, 4, size=5)
+    loss, dz = losses.softmax_loss(z, y, 0.3)
+    assert rel_error(dz, _numeric(lambda: losses.softmax_loss(z, y, 0.3)[0], z)) <= 1e-7
+    p = rng.dirichlet(np.ones(4), size=5) * 0.9 + 0.025
+    loss, dp = losses.probability_loss(p, y, EPS, 0.3)
+    assert rel_error(dp, _numeric(lambda: losses.probability_loss(p, y, EPS, 0.3)[0], p, 1e-8)) <= 1e-5
+
+
+def test_label_smoothing_is_in_the_config_and_checked():
+    loss = custom_layers.SparseCategoricalCrossentropy(label_smoothing=0.1)
+    assert custom_layers.SparseCategoricalCrossentropy.from_config(loss.get_config()).label_smoothing == 0.1
+    for bad in (-0.1, 1.5, "0.2", True):
+        with pytest.raises(ValueError, match="label_smoothing must be a number in"):
+            custom_layers.SparseCategoricalCrossentropy(label_smoothing=bad)
+
+
 def test_loss_refuses_ignore_class():
     with pytest.raises(ValueError, match="ignore_class"):
         custom_layers.SparseCategoricalCrossentropy(ignore_class=0)
 
 
 def _tf_generated_gradients(layers, loss_fn):
-    """{layer name scope: op types} of the gradient ops TensorFlow generated in a training step.
-
-    TensorFlow builds a registered gradient inside ``gradient_tape/<forward name
-    scope>/``; a ``tf.custom_gradient`` function's ops are built outside it.
-    """
-    model = models.build_convnet(layers=layers)
-
-    @tf.function
-    def grads(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        return tape.gradient(loss, model.trainable_variables)
-
-    graph = grads.get_concrete_function(tf.zeros([2, 28, 28, 1]), tf.zeros([2], tf.int32)).graph
-    generated = {}
-    for op in graph.get_operations():
-        if op.name.startswith("gradient_tape/"):
-            scope = op.name.split("/")[2] if op.name.count("/") > 2 else op.name
-            generated.setdefault(scope.rstrip("_0123456789"), set()).add(op.type)
-    return generated
+    return tf_generated_gradients(models.build_convnet(layers=layers), loss_fn, [2, 28, 28, 1])
 
 
 def test_reference_training_step_gradients_are_hand_written_except_reshapes():

@@ -14,7 +14,7 @@ import tensorflow as tf
 import custom_layers
 import models
 from custom_layers.gradcheck import rel_error
-from models.resnet import ZeroPadShortcut
+from custom_layers import ZeroPadShortcut
 from tests.data_factory import write_cifar_archive
 from training import config as train_config
 from training.optimizers import make_optimizer

@@ -42,11 +42,15 @@ def identity(config: TrainConfig) -> Dict[str, Any]:
     return {name: getattr(config, name) for name in IDENTITY_FLAGS}
 
 
-def make_checkpoint(model: keras.Model, config: TrainConfig) -> tf.train.Checkpoint:
-    """Model, optimizer (with its step counter) and the run's identity, saved together."""
+def make_checkpoint(model: keras.Model, config: TrainConfig,
+                    averaging: Optional[tf.train.Checkpoint] = None) -> tf.train.Checkpoint:
+    """Model, optimizer (with its step counter), the weight average if the run
+    keeps one, and the run's identity, saved together."""
     text = json.dumps(identity(config), sort_keys=True).encode()
     run_identity = tf.Variable(list(text), dtype=tf.int32, trainable=False, name="run_identity")
-    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, run_identity=run_identity)
+    extra = {"averaging": averaging} if averaging is not None else {}
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, run_identity=run_identity,
+                               **extra)
 
 
 def check_same_model(saved: Dict[str, Any], config: TrainConfig, folder: str) -> None:

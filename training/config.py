@@ -16,13 +16,17 @@ from training.tf_config import parse_tf_config
 
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-LR_SCHEDULES = ("constant", "cosine", "step")
+LR_SCHEDULES = ("constant", "cosine", "step", "triangle")
 MODES = ("train", "eval")
 # Keras's dtype policies the apps train under: float32 everywhere; bfloat16 or
 # float16 compute with float32 weights (weight gradients accumulate in float32).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 MODELS = registry.MODEL_NAMES
 RESNETS = registry.names_in_family("resnet")
+WHITENED = registry.names_in_family("whitened")
+FLIPS = ("random", "alternating", "none")  # datasets.pipeline.FLIPS (a test ties the two)
+PAD_MODES = ("constant", "reflect")
+TTA_LEVELS = ("none", "mirror", "mirror_translate")  # training.tta.TTA_LEVELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +59,17 @@ class TrainConfig:
     distribution_strategy: str = "auto"
     num_cpu_devices: int = 1
     audit_every: int = 0
+    momentum: float = 0.9
+    l2: float = 0.0
+    label_smoothing: float = 0.0
+    bn_bias_lr_multiplier: float = 1.0
+    whiten_bias_epochs: int = 0
+    lookahead_every: int = 0
+    lookahead_start_epoch: int = 0
+    flip: str = "random"
+    crop_padding: int = 4
+    pad_mode: str = "constant"
+    tta: str = "none"
 
     def resolved_model_dir(self) -> str:
         """``model_dir``, or ``runs/<dataset>-<timestamp>`` when unset."""
@@ -82,6 +97,12 @@ class TrainConfig:
                              "no NumPy-backed layer)")
         if self.distribution_strategy == "multi_worker":
             parse_tf_config()  # its own errors, before TensorFlow reads it
+        if (self.l2 or self.bn_bias_lr_multiplier != 1.0 or self.whiten_bias_epochs) \
+                and self.optimizer not in ("sgd", "momentum"):
+            raise UsageError("--l2, --bn_bias_lr_multiplier and --whiten_bias_epochs need "
+                             "--optimizer=sgd or momentum")
+        if self.whiten_bias_epochs and self.model not in WHITENED:
+            raise UsageError(f"--whiten_bias_epochs applies to the whitened models {WHITENED}")
         if self.audit_every and self.layers != "custom":
             raise UsageError("--audit_every checks the custom layers' gradients; "
                              "it needs --layers=custom")
@@ -123,7 +144,8 @@ def define_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS)
     flags.DEFINE_enum("optimizer", base.optimizer, OPTIMIZERS, "Optimizer.",
                       flag_values=flag_values)
     flags.DEFINE_enum("lr_schedule", base.lr_schedule, LR_SCHEDULES,
-                      "constant; cosine decay to 0 over --steps; step: x0.1 at 50% and 75%.",
+                      "constant; cosine decay to 0 over --steps; step: x0.1 at 50% and 75%; "
+                      "triangle: linear from x0.2 up to x1 at 23% of --steps, then down to x0.07.",
                       flag_values=flag_values)
     flags.DEFINE_integer("warmup_steps", base.warmup_steps,
                          "Linear warm-up from 0 to --learning_rate over the first N steps "
@@ -140,9 +162,9 @@ def define_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS)
                       "reference through tf.numpy_function: the textbook maths, CPU only, slow).",
                       flag_values=flag_values)
     flags.DEFINE_enum("model", base.model, MODELS,
-                      "Architecture. The ResNets (He et al. 2016, CIFAR version) bring their own "
-                      "preset of defaults where one exists (train_cifar.py: resnet20; see "
-                      "docs/training.md).",
+                      "Architecture. The ResNets (He et al. 2016, CIFAR version) and the whitened "
+                      "VGGs (the CIFAR-10 speed-run network) bring their own presets of defaults "
+                      "(train_cifar.py; see docs/training.md).",
                       flag_values=flag_values)
     flags.DEFINE_float("dropout_rate", base.dropout_rate,
                        "Dropout before the last layer, in [0, 1).", flag_values=flag_values)
@@ -171,10 +193,46 @@ def define_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS)
     flags.DEFINE_boolean("mixed_precision", False,
                          "Older spelling of --precision=mixed_float16.", flag_values=flag_values)
     flags.DEFINE_integer("validation_size", base.validation_size,
-                         "Training examples held out for validation.", flag_values=flag_values)
+                         "Training examples held out for validation (0: train on all of them, "
+                         "no validation).", flag_values=flag_values)
     flags.DEFINE_boolean("augment", base.augment,
-                         "Random crops after 4-pixel padding and horizontal flips while training.",
+                         "Random crops after --crop_padding pixels of padding and horizontal "
+                         "flips (--flip) while training.", flag_values=flag_values)
+    flags.DEFINE_enum("flip", base.flip, FLIPS,
+                      "With --augment: random (each image, each step, p = 1/2); alternating (a "
+                      "random half in epoch 1, then every image the other way round each epoch); "
+                      "none.", flag_values=flag_values)
+    flags.DEFINE_integer("crop_padding", base.crop_padding,
+                         "With --augment: pixels of padding before the random crop.",
                          flag_values=flag_values)
+    flags.DEFINE_enum("pad_mode", base.pad_mode, PAD_MODES,
+                      "Padding before the crop: constant (zeros) or reflect.",
+                      flag_values=flag_values)
+    flags.DEFINE_enum("tta", base.tta, TTA_LEVELS,
+                      "Test-time augmentation of the final test evaluation: none; mirror (2 "
+                      "views); mirror_translate (6 views: mirror and 1-pixel shifts).",
+                      flag_values=flag_values)
+    flags.DEFINE_float("momentum", base.momentum,
+                       "Momentum of --optimizer=momentum (Nesterov).", flag_values=flag_values)
+    flags.DEFINE_float("l2", base.l2,
+                       "L2 penalty on the mean loss, added to every weight's gradient "
+                       "(g += l2 * w, through momentum, as PyTorch SGD's weight_decay); "
+                       "sgd/momentum only.", flag_values=flag_values)
+    flags.DEFINE_float("label_smoothing", base.label_smoothing,
+                       "Cross-entropy towards (1 - e) * onehot + e / classes.",
+                       flag_values=flag_values)
+    flags.DEFINE_float("bn_bias_lr_multiplier", base.bn_bias_lr_multiplier,
+                       "Learning-rate multiplier of batch-norm biases (their --l2 is divided by "
+                       "it, so the decay per step is unchanged); sgd/momentum only.",
+                       flag_values=flag_values)
+    flags.DEFINE_integer("whiten_bias_epochs", base.whiten_bias_epochs,
+                         "Whitened models: epochs the whitening layer's bias trains before it "
+                         "is frozen (its kernel never trains).", flag_values=flag_values)
+    flags.DEFINE_integer("lookahead_every", base.lookahead_every,
+                         "Average the weights every N steps and copy the average back "
+                         "(lookahead; training/averaging.py); 0 = off.", flag_values=flag_values)
+    flags.DEFINE_integer("lookahead_start_epoch", base.lookahead_start_epoch,
+                         "Epoch at which --lookahead_every starts.", flag_values=flag_values)
     flags.DEFINE_boolean("export_savedmodel", base.export_savedmodel,
                          "Also write a TensorFlow SavedModel to <model_dir>/savedmodel.",
                          flag_values=flag_values)
@@ -206,6 +264,19 @@ def define_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS)
     _in_range("warmup_steps", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]", flag_values)
     flags.register_validator("weight_decay", lambda v: v is not None and 0 <= v < 1,
                              message="--weight_decay must be in [0, 1)", flag_values=flag_values)
+    for name in ("whiten_bias_epochs", "lookahead_every", "lookahead_start_epoch"):
+        _in_range(name, 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]", flag_values)
+    _in_range("crop_padding", 0, 64, "an integer in [0, 64]", flag_values)
+    flags.register_validator("momentum", lambda v: v is not None and 0 <= v < 1,
+                             message="--momentum must be in [0, 1)", flag_values=flag_values)
+    flags.register_validator("l2", lambda v: v is not None and 0 <= v < 1,
+                             message="--l2 must be in [0, 1)", flag_values=flag_values)
+    flags.register_validator("label_smoothing", lambda v: v is not None and 0 <= v <= 1,
+                             message="--label_smoothing must be in [0, 1]", flag_values=flag_values)
+    flags.register_validator("bn_bias_lr_multiplier",
+                             lambda v: v is not None and 0 < v <= 1e4,
+                             message="--bn_bias_lr_multiplier must be in (0, 10000]",
+                             flag_values=flag_values)
     flags.register_validator("dropout_rate", lambda v: v is not None and 0 <= v < 1,
                              message="--dropout_rate must be in [0, 1)", flag_values=flag_values)
 
@@ -247,5 +318,23 @@ CIFAR10_RESNET20 = dataclasses.replace(
     eval_every=500, log_every=100, jit_compile=True)
 # The deeper ResNets start from ResNet-20's preset (no measured tuning of their own);
 # on MNIST the ResNets keep MNIST's defaults without dropout (they have none).
-CIFAR10_MODEL_PRESETS = {m: dataclasses.replace(CIFAR10_RESNET20, model=m) for m in RESNETS}
-MNIST_MODEL_PRESETS = {m: dataclasses.replace(MNIST, model=m, dropout_rate=0.0) for m in RESNETS}
+# The whitened VGG as the CIFAR-10 speed runs train it (airbench; docs/training.md
+# converts their "per 1024 examples, summed loss" figures to Keras's mean loss):
+# batch 1024, Nesterov 0.85 at lr 1.5 on a triangle schedule, L2 0.0153 / 11.5,
+# batch-norm biases at 64x the lr, label smoothing 0.2, lookahead every 5 steps
+# from epoch 3, reflect-padded 2-pixel crops with alternating flips, 6-view TTA,
+# all 50,000 training images. WHITENED_EPOCHS epochs of 48 steps.
+WHITENED_EPOCHS = 14
+CIFAR10_WHITENED = dataclasses.replace(
+    CIFAR10, model="whitened_vgg", steps=WHITENED_EPOCHS * 48, batch_size=1024,
+    optimizer="momentum", momentum=0.85, learning_rate=1.5, lr_schedule="triangle",
+    l2=0.0153 / 11.5, label_smoothing=0.2, bn_bias_lr_multiplier=64.0, whiten_bias_epochs=3,
+    lookahead_every=5, lookahead_start_epoch=3, flip="alternating", crop_padding=2,
+    pad_mode="reflect", tta="mirror_translate", validation_size=0, dropout_rate=0.0,
+    eval_every=96, log_every=12)
+CIFAR10_MODEL_PRESETS = {
+    **{m: dataclasses.replace(CIFAR10_RESNET20, model=m) for m in RESNETS},
+    **{m: dataclasses.replace(CIFAR10_WHITENED, model=m) for m in WHITENED},
+}
+MNIST_MODEL_PRESETS = {m: dataclasses.replace(MNIST, model=m, dropout_rate=0.0)
+                       for m in RESNETS + WHITENED}

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from datasets import pipeline
 from datasets.splits import Dataset
-from training import plots
+from training import plots, tta
 from training.run_folder import RunFolder
 
 SAMPLE_IMAGES = 16
@@ -29,10 +29,11 @@ def process_wall_seconds() -> float:
         return float("nan")
 
 
-def evaluate(model: keras.Model, data: Dataset, batch_size: int) -> Dict[str, Any]:
-    """Test loss, accuracy, predictions and confusion matrix."""
+def evaluate(model: keras.Model, data: Dataset, batch_size: int,
+             tta_level: str = "none") -> Dict[str, Any]:
+    """Test loss, accuracy, predictions and confusion matrix (with test-time augmentation)."""
     test = pipeline.eval_dataset(data.test, batch_size, data.normalization)
-    probabilities = model.predict(test.map(lambda x, y: x), verbose=0)
+    probabilities = tta.predict(model, test.map(lambda x, y: x), tta_level)
     predictions = np.argmax(probabilities, axis=1)
     labels = data.test.labels
     eps = 1e-7

@@ -18,6 +18,7 @@ What lands in ``model_dir`` (written only by the run holding its lock):
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from typing import Any, Callable, Dict, Optional
@@ -26,7 +27,6 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-import custom_layers
 import models
 from datasets import pipeline
 from datasets.splits import Dataset, SplitError
@@ -34,6 +34,8 @@ from training import audit, checkpoints, distribute, outputs
 from training.callbacks import ProgressLogger, StopSignals, mark_session_start
 from training.config import TrainConfig
 from training.errors import CheckpointError, Interrupted, UsageError
+from training.averaging import LookaheadAveraging
+from training.losses import make_loss
 from training.optimizers import make_optimizer
 from training.run_folder import RunFolder, capped_history, history_up_to
 
@@ -104,14 +106,33 @@ def build_model(config: TrainConfig, data: Dataset, layers: str, impl: str = "tf
     )
 
 
+# Training images a model's ``prepare`` step sees (the whitening statistics):
+# as the speed runs, a 5,000-image sample is plenty for a 12x12 covariance.
+PREPARE_IMAGES = 5000
+
+
+def steps_per_epoch(config: TrainConfig, data: Dataset) -> int:
+    """Optimizer steps per pass over the training split (the last partial batch dropped)."""
+    return max(len(data.train.labels) // config.batch_size, 1)
+
+
+def prepare_model(config: TrainConfig, data: Dataset, model: keras.Model) -> None:
+    """Runs the model's data-dependent set-up (``ModelSpec.prepare``), if it has one."""
+    prepare = models.MODELS[config.model].prepare
+    if prepare:
+        module, function = prepare.split(":")
+        images = pipeline.scaled(data.train.images[:PREPARE_IMAGES], data.normalization)
+        getattr(importlib.import_module(module), function)(model, images)
+
+
 def build_compiled_model(config: TrainConfig, data: Dataset) -> keras.Model:
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, data, config.layers, config.impl)
+    prepare_model(config, data, model)
     model.compile(
-        optimizer=make_optimizer(config),
+        optimizer=make_optimizer(config, steps_per_epoch(config, data)),
         # The custom model's loss has a hand-written gradient too.
-        loss=(custom_layers.SparseCategoricalCrossentropy() if config.layers == "custom"
-              else keras.losses.SparseCategoricalCrossentropy()),
+        loss=make_loss(config.layers, config.label_smoothing),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=config.jit_compile,
     )
@@ -147,7 +168,7 @@ def _evaluate_checkpoint(config: TrainConfig, data: Dataset, strategy, model_dir
         path = _restore(config, model, checkpoint, model_dir, previous)
     if not path:
         raise CheckpointError(f"no checkpoint in {model_dir}/checkpoints to evaluate")
-    results = outputs.evaluate(model, data, config.batch_size)
+    results = outputs.evaluate(model, data, config.batch_size, config.tta)
     metrics = {"test_accuracy": results["test_accuracy"], "test_loss": results["test_loss"],
                "steps": int(model.optimizer.iterations.numpy()),
                "train_seconds": previous.get("train_seconds", 0.0),
@@ -175,7 +196,14 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
     checkpoints.read_state(folder.join("checkpoints"))
     with strategy.scope():
         model = build_compiled_model(config, data)
-        checkpoint = checkpoints.make_checkpoint(model, config)
+        averaging = None
+        if config.lookahead_every:
+            per_epoch = steps_per_epoch(config, data)
+            averaging = LookaheadAveraging(model, config.lookahead_every,
+                                           config.lookahead_start_epoch * per_epoch,
+                                           config.steps, per_epoch)
+        checkpoint = checkpoints.make_checkpoint(
+            model, config, averaging=averaging.state if averaging else None)
         restored = _restore(config, model, checkpoint, model_dir, previous)
         manager = tf.train.CheckpointManager(checkpoint, folder.join("checkpoints"),
                                              max_to_keep=CHECKPOINTS_KEPT,
@@ -188,7 +216,7 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
     stop = StopSignals()
     progress = ProgressLogger(config, writers.get("train"), writers.get("validation"), history, stop,
                               lambda: manager.latest_checkpoint or restored)
-    callbacks, auditor = [progress], None
+    callbacks, auditor = [progress] + ([averaging] if averaging else []), None
     if config.audit_every and chief:
         with strategy.scope():
             twin = audit.stock_twin(lambda: build_model(config, data, "keras"), model)
@@ -225,13 +253,17 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
         if stop.signum is not None:
             raise Interrupted(stop.signum, step, manager.latest_checkpoint)
 
-    results = outputs.evaluate(model, data, config.batch_size)
+    results = outputs.evaluate(model, data, config.batch_size, config.tta)
+    plain = (outputs.evaluate(model, data, config.batch_size) if config.tta != "none"
+             else results)
     with folder.writing("the trained model"):
         outputs.export(model, folder, config.export_savedmodel and chief)
     metrics = {
         "status": "done",
         "test_accuracy": results["test_accuracy"],
         "test_loss": results["test_loss"],
+        # What the test-time augmentation adds: the same model on the plain images.
+        "test_accuracy_without_tta": plain["test_accuracy"],
         "steps": step,
         **elapsed(),
         "examples_per_second": progress.examples_per_second,
@@ -264,10 +296,11 @@ def _train_rounds(config: TrainConfig, data: Dataset, model: keras.Model, callba
     while step < config.steps and stop.signum is None:
         round_index = step // config.eval_every
         round_steps = min(config.eval_every - step % config.eval_every, config.steps - step)
-        # A fresh, reproducible shuffle per round: resuming replays the same rounds.
-        train = pipeline.train_dataset(data.train, config.batch_size,
-                                       seed=config.seed * 100003 + round_index,
-                                       augment=config.augment, normalization=data.normalization)
+        # Batches are a function of (seed, step): a resumed run continues the same stream.
+        train = pipeline.train_dataset(data.train, config.batch_size, seed=config.seed,
+                                       augment=config.augment, normalization=data.normalization,
+                                       start_step=step, flip=config.flip,
+                                       crop_padding=config.crop_padding, pad_mode=config.pad_mode)
         model.fit(train, steps_per_epoch=round_steps, initial_epoch=round_index,
                   epochs=round_index + 1,
                   validation_data=validation if stop.signum is None else None,

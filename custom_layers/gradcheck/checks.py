@@ -1,4 +1,7 @@
-"""The gradient checks, one per op: hand-written vs numeric, autodiff and NumPy gradients."""
+"""The gradient checks, one per op: hand-written vs numeric, autodiff and NumPy gradients.
+
+The pointwise and shaping ops' checks live in ``pointwise_checks``; ``run_all`` runs both.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +16,21 @@ from custom_layers.gradcheck.measure import (
     CURVED_STEP,
     NUMERIC_STEP,
     numeric_gradient,
-    numeric_tolerance,
-    rel_error,
-    rounding_tolerance,
     tf_gradients,
 )
-from custom_layers.ops import activations, affine
+from custom_layers.gradcheck.pointwise_checks import (
+    check_cross_entropy,
+    check_gelu,
+    check_relu,
+    check_rescale,
+    check_softmax,
+    check_zero_pad_shortcut,
+    table as _table,
+)
+from custom_layers.ops import affine
 from custom_layers.ops import average_pooling as avg_pool
 from custom_layers.ops import batch_normalization as norm
 from custom_layers.ops import convolution as conv
-from custom_layers.ops import cross_entropy as losses
 from custom_layers.ops import depthwise_convolution as depthwise
 from custom_layers.ops import global_pooling, inverted_dropout
 from custom_layers.ops import max_pooling as max_pool
@@ -91,56 +99,6 @@ def check_dense(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     numeric = [numeric_gradient(forward, v, dout) for v in (x, w, b)]
     return _table(["dx", "dw", "db"], ours, numeric, stock, affine.affine_backward(dout, cache),
                   out, dout, (x, w, b))
-
-
-def check_relu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
-    """Errors of relu's dx (inputs kept away from the kink at 0)."""
-    x = rng.normal(size=(4, 5))
-    x[np.abs(x) < 0.1] += 0.2
-    dout = rng.normal(size=x.shape)
-    ours = tf_gradients(activations.relu, (x,), dout)
-    stock = tf_gradients(tf.nn.relu, (x,), dout)
-    out = activations.relu_forward(x)[0]
-    numeric = [numeric_gradient(lambda: activations.relu_forward(x)[0], x, dout)]
-    return _table(["dx"], ours, numeric, stock, [activations.relu_backward(dout, x)], out, dout, (x,))
-
-
-def check_cross_entropy(rng: np.random.Generator, from_logits: bool) -> Dict[str, Dict[str, float]]:
-    """Errors of the sparse cross-entropy's gradient (logits, or clipped probabilities)."""
-    labels = rng.integers(0, 6, size=5)
-    eps = keras.config.epsilon()
-    if from_logits:
-        x = rng.normal(size=(5, 6)) * 2
-        op, reference_loss = losses.sparse_softmax_cross_entropy, losses.softmax_loss
-    else:
-        # Kept away from 0, where log's third derivative would swamp the differences.
-        x = rng.uniform(0.2, 1.0, size=(5, 6))
-        x /= x.sum(axis=1, keepdims=True)
-        op = losses.sparse_probability_cross_entropy
-        reference_loss = lambda p, y: losses.probability_loss(p, y, eps)  # noqa: E731
-    dout = np.array(1.0)
-    ours = tf_gradients(lambda t: op(labels, t), (x,), dout)
-    stock = tf_gradients(lambda t: keras.losses.SparseCategoricalCrossentropy(
-        from_logits=from_logits, dtype="float64")(labels, t), (x,), dout)
-    loss, grad = reference_loss(x, labels)
-    # The loss is curved: the curvature bound, as for batch norm, with a step
-    # small enough for log's curvature at probabilities ≥ 0.03.
-    numeric = [numeric_gradient(lambda: np.array(reference_loss(x, labels)[0]), x, dout,
-                                CURVED_STEP if from_logits else 1e-6)]
-    return _table(["dx"], ours, numeric, stock, [grad], np.array(loss), dout, (x,),
-                  CURVED_NUMERIC_BOUND)
-
-
-def check_softmax(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
-    """Errors of softmax's dz (NumPy: y ⊙ (dy − Σ dy ⊙ y))."""
-    z = rng.normal(size=(4, 6))
-    dout = rng.normal(size=z.shape)
-    y, cache = activations.softmax_forward(z)
-    numpy_grad = activations.softmax_backward(dout, cache)
-    ours = tf_gradients(activations.softmax, (z,), dout)
-    stock = tf_gradients(tf.nn.softmax, (z,), dout)
-    numeric = [numeric_gradient(lambda: activations.softmax_forward(z)[0], z, dout, CURVED_STEP)]
-    return _table(["dz"], ours, numeric, stock, [numpy_grad], y, dout, (z,), CURVED_NUMERIC_BOUND)
 
 
 def check_avg_pool2d(rng: np.random.Generator, pool_size=3, strides=2,
@@ -218,22 +176,6 @@ def check_batch_norm(rng: np.random.Generator, axis: int = -1,
                   numeric_bound=CURVED_NUMERIC_BOUND if training else None)
 
 
-def _table(names, ours, numeric, stock, numpy_grads, out, dout, inputs, numeric_bound=None):
-    """{gradient: {reference: (error, tolerance)}} for one op.
-
-    ``numeric_bound`` replaces ``numeric_tolerance`` for curved ops.
-    """
-    analytic = rounding_tolerance(out, *inputs)
-    return {
-        name: {
-            "numeric": (rel_error(o, n), numeric_bound or numeric_tolerance(out, dout, o)),
-            "autodiff": (rel_error(o, s), analytic),
-            "numpy": (rel_error(o, r), analytic),
-        }
-        for name, o, n, s, r in zip(names, ours, numeric, stock, numpy_grads)
-    }
-
-
 def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     """Every check, keyed by a label such as "conv2d stride 2 valid"."""
     rng = np.random.default_rng(seed)
@@ -248,9 +190,15 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     results["max_pool2d 3x3 stride 2 same"] = check_max_pool2d(rng, 3, 2, "same")
     results["dense"] = check_dense(rng)
     results["relu"] = check_relu(rng)
+    results["gelu"] = check_gelu(rng, approximate=False)
+    results["gelu tanh"] = check_gelu(rng, approximate=True)
     results["softmax"] = check_softmax(rng)
+    results["rescale"] = check_rescale(rng)
+    results["zero_pad_shortcut stride 2"] = check_zero_pad_shortcut(rng)
     results["cross-entropy from logits"] = check_cross_entropy(rng, True)
     results["cross-entropy from probs"] = check_cross_entropy(rng, False)
+    results["cross-entropy from logits, smoothing 0.2"] = check_cross_entropy(rng, True, 0.2)
+    results["cross-entropy from probs, smoothing 0.2"] = check_cross_entropy(rng, False, 0.2)
     results["avg_pool2d 3x3 stride 2 same"] = check_avg_pool2d(rng)
     results["avg_pool2d 2x2 valid"] = check_avg_pool2d(rng, 2, 2, "valid")
     results["global_avg_pool"] = check_global_pool(rng, "avg")

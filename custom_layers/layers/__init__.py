@@ -1,10 +1,12 @@
 """The Keras layers, one file per class, each a subclass of its stock namesake.
 
-Each layer keeps Keras's arguments, checks, weights and config and hands the
+``ZeroPadShortcut`` (ResNet's option-A shortcut) has no stock namesake. Each
+layer keeps Keras's arguments, checks, weights and config and hands the
 maths in ``call`` to an op of ``custom_layers.ops``, whose backward is
 written by hand.
 """
 
+from custom_layers.layers.activation import Activation
 from custom_layers.layers.average_pooling2d import AveragePooling2D, AvgPool2D
 from custom_layers.layers.batch_normalization import BatchNormalization
 from custom_layers.layers.conv2d import Conv2D
@@ -15,7 +17,9 @@ from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
 from custom_layers.layers.max_pooling2d import MaxPool2D, MaxPooling2D
 from custom_layers.layers.relu import ReLU
+from custom_layers.layers.rescaling import Rescaling
+from custom_layers.layers.zero_pad_shortcut import ZeroPadShortcut
 
-__all__ = ["AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
+__all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
            "DepthwiseConv2D", "Dropout", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-           "MaxPool2D", "MaxPooling2D", "ReLU"]
+           "MaxPool2D", "MaxPooling2D", "ReLU", "Rescaling", "ZeroPadShortcut"]

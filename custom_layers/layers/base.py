@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import keras
 import tensorflow as tf
+
+from custom_layers import ops
 
 
 def refuse_lora(layer_name: str, kwargs: Dict[str, Any]) -> None:
@@ -63,3 +65,26 @@ def in_channels_last(layer: keras.layers.Layer, op: Callable[[tf.Tensor], tf.Ten
     if not channels_first:
         return op(x)
     return tf.transpose(op(tf.transpose(x, [0, 2, 3, 1])), [0, 3, 1, 2])
+
+
+def hand_written_activation(activation: Callable, impl: str = "tf") -> Optional[Callable]:
+    """The op of ``custom_layers.ops`` computing the Keras ``activation`` function
+    with a hand-written gradient, or None if there is none (a user's own function).
+
+    ``keras.activations.gelu`` maps to the exact GELU (its default); a lambda
+    or partial asking for the tanh form is not recognised.
+    """
+    if activation in (None, keras.activations.linear):
+        return lambda x: x
+    if activation is keras.activations.relu:
+        return lambda x: ops.relu(x, impl=impl)
+    if activation is keras.activations.gelu:
+        return lambda x: ops.gelu(x, impl=impl)
+    if activation is keras.activations.softmax:
+        return ops.softmax  # over the last axis, Keras's default (TF ops for either impl)
+    return None
+
+
+def activation_names() -> str:
+    """The activations with a hand-written gradient, for error messages."""
+    return "linear, relu, gelu, softmax"

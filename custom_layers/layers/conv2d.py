@@ -8,7 +8,8 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers.base import cast_real_inputs, in_channels_last, refuse_lora
+from custom_layers.layers.base import (cast_real_inputs, hand_written_activation,
+                                       in_channels_last, refuse_lora)
 from custom_layers.ops.custom_op import normalize_impl
 
 
@@ -27,7 +28,8 @@ class Conv2D(keras.layers.Conv2D):
 
     The kernel is read in its own dtype (no autocast), so under mixed precision
     dw and db accumulate in float32. ReLU is fused into the op with a
-    hand-written gradient; other activations keep Keras's autodiff. Integer
+    hand-written gradient; GELU, softmax and linear are hand-written ops after
+    it; other activations (a user's function) keep Keras's autodiff. Integer
     inputs are cast to the compute dtype. LoRA and quantization raise a
     ValueError.
 
@@ -81,7 +83,9 @@ class Conv2D(keras.layers.Conv2D):
             return tf.concat([conv(*args) for args in zip(xs, ks, bs)], axis=-1)
 
         y = in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
-        return y if relu or self.activation is None else self.activation(y)
+        if relu or self.activation is None:
+            return y
+        return (hand_written_activation(self.activation, self.impl) or self.activation)(y)
 
     def get_config(self) -> Dict[str, Any]:
         return {**super().get_config(), "impl": self.impl}

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.ops.custom_op import normalize_impl
-from custom_layers.layers.base import cast_real_inputs, refuse_lora
+from custom_layers.layers.base import cast_real_inputs, hand_written_activation, refuse_lora
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -21,8 +21,8 @@ class Dense(keras.layers.Dense):
     Keras's own; ``call`` hands the maths to the op (dx = dy·Wᵀ, dW = xᵀ·dy,
     db = Σ dy), applied to the last axis of inputs of any rank ≥ 2. The kernel
     is read in its own dtype (no autocast), so under mixed precision dW and db
-    accumulate in float32. ReLU is fused into the op and softmax (2-D outputs)
-    is ``ops.softmax``, both with hand-written gradients; other activations keep
+    accumulate in float32. ReLU is fused into the op; GELU and softmax
+    are hand-written ops after it; other activations (a user's function) keep
     Keras's autodiff. LoRA and quantization raise a ValueError
     (``quantization_config=None``, which stock configs carry, is accepted).
 
@@ -70,10 +70,10 @@ class Dense(keras.layers.Dense):
             y = ops.sparse_dense(tf.cast(inputs, self.compute_dtype), kernel, bias, activation)
         else:
             y = ops.dense(cast_real_inputs(self, inputs), kernel, bias, activation, self.impl)
-        if self.activation is keras.activations.softmax and len(y.shape) == 2:
-            return ops.softmax(y)
         # ``activation`` may have been set to None after construction, as stock allows.
-        return y if relu or self.activation is None else self.activation(y)
+        if relu or self.activation is None:
+            return y
+        return (hand_written_activation(self.activation, self.impl) or self.activation)(y)
 
     def get_config(self) -> Dict[str, Any]:
         return {**super().get_config(), "impl": self.impl}

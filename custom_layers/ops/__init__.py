@@ -20,7 +20,11 @@ dense, sparse_dense        ``affine``                   dx = dy·wᵀ, dw = xᵀ
 batch_norm_train,          ``batch_normalization``      the compact closed form
 batch_norm_inference
 dropout                    ``inverted_dropout``         dy times the forward's mask
-relu, softmax              ``activations``              dy where y > 0; y ⊙ (dy − Σ dy ⊙ y)
+relu, gelu, softmax        ``activations``              dy where y > 0; dy (Φ + xφ);
+                                                        y ⊙ (dy − Σ dy ⊙ y)
+rescale                    ``rescaling``                dy · scale
+zero_pad_shortcut          ``zero_pad_shortcut``        dy's first channels back at
+                                                        the sampled positions
 sparse_*_cross_entropy     ``cross_entropy``            softmax − onehot (logits) or
                                                         the clipped-probability form
 =========================  ===========================  ===========================
@@ -45,7 +49,7 @@ accumulated in float32 and returned in the weights' dtype; dx comes back in
 x's dtype.
 """
 
-from custom_layers.ops.activations import relu, softmax
+from custom_layers.ops.activations import gelu, relu, softmax
 from custom_layers.ops.affine import dense, sparse_dense
 from custom_layers.ops.average_pooling import avg_pool2d
 from custom_layers.ops.batch_normalization import batch_norm_inference, batch_norm_train
@@ -59,10 +63,12 @@ from custom_layers.ops.depthwise_convolution import depthwise_conv2d
 from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool
 from custom_layers.ops.inverted_dropout import dropout
 from custom_layers.ops.max_pooling import max_pool2d
+from custom_layers.ops.rescaling import rescale
+from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 
 __all__ = [
     "avg_pool2d", "batch_norm_inference", "batch_norm_train", "conv2d", "dense",
-    "depthwise_conv2d", "dropout", "global_avg_pool", "global_max_pool", "max_pool2d",
-    "relu", "softmax", "sparse_dense", "sparse_probability_cross_entropy",
-    "sparse_softmax_cross_entropy", "spread_kernel",
+    "depthwise_conv2d", "dropout", "gelu", "global_avg_pool", "global_max_pool", "max_pool2d",
+    "relu", "rescale", "softmax", "sparse_dense", "sparse_probability_cross_entropy",
+    "sparse_softmax_cross_entropy", "spread_kernel", "zero_pad_shortcut",
 ]

@@ -1,7 +1,13 @@
-"""ReLU and softmax: the NumPy reference and the TF ops with hand-written gradients.
+"""ReLU, GELU and softmax: the NumPy reference and the TF ops with hand-written gradients.
 
     relu     y = max(x, 0)                 dx = dy where y > 0 (0 at x = 0)
+    gelu     y = x Φ(x)                    dx = dy (Φ(x) + x φ(x))
+    gelu, approximate: y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³)
+                                           dx = dy (½(1 + tanh u) + ½x(1 − tanh²u) u′)
     softmax  y = e^z / Σ e^z (last axis)   dz = y ⊙ (dy − Σ dy ⊙ y)
+
+Φ and φ are the standard normal's distribution and density; the two GELU
+forms are ``keras.activations.gelu``'s (``approximate=False`` / ``True``).
 
 Conv and dense fuse the ReLU into their own ops (``activate`` in the forward,
 ``relu_mask`` at the start of their backward).
@@ -10,6 +16,8 @@ Conv and dense fuse the ReLU into their own ops (``activate`` in the forward,
 from __future__ import annotations
 
 from typing import Optional
+
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +37,36 @@ def relu_forward(x: np.ndarray):
 def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     """dx = dout where x > 0, else 0 (the subgradient at 0 is taken as 0)."""
     return np.where(cache > 0, dout, 0).astype(dout.dtype)
+
+
+_TANH_SCALE = math.sqrt(2.0 / math.pi)
+_TANH_CUBIC = 0.044715
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # math.erf element by element: exact to float64, and NumPy has no erf of its own.
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)
+
+
+def gelu_forward(x: np.ndarray, approximate: bool = False):
+    """GELU, exact (erf) or tanh form. Returns out (like x) and the cache (x, approximate)."""
+    if approximate:
+        out = 0.5 * x * (1 + np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * x ** 3)))
+    else:
+        out = 0.5 * x * (1 + _erf(x / math.sqrt(2.0)))
+    return out.astype(x.dtype), (x, approximate)
+
+
+def gelu_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx = dout · GELU′(x), for the form the forward used."""
+    x, approximate = cache
+    if approximate:
+        t = np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * x ** 3))
+        du = _TANH_SCALE * (1 + 3 * _TANH_CUBIC * x ** 2)
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t ** 2) * du
+    else:
+        slope = 0.5 * (1 + _erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x ** 2) / math.sqrt(2 * math.pi)
+    return (dout * slope).astype(dout.dtype)
 
 
 def softmax_forward(z: np.ndarray):
@@ -80,6 +118,41 @@ def _relu_forward(x: tf.Tensor):
 
 def _relu_backward(dy: tf.Tensor, y: tf.Tensor):
     return (_relu_grad(y, dy),)
+
+
+def gelu(x: tf.Tensor, approximate: bool = False, impl: str = "tf") -> tf.Tensor:
+    """GELU (``approximate``: the tanh form) with a hand-written gradient; see the module doc."""
+    impl = normalize_impl(impl)
+    x = tf.convert_to_tensor(x)
+    if not isinstance(approximate, bool):
+        raise ValueError(f"approximate must be True or False. Received: {approximate!r}")
+    if impl == "numpy":
+        return numpy_op(
+            "gelu_numpy",
+            lambda xa: gelu_forward(xa, approximate)[0],
+            lambda dy, xa: [gelu_backward(dy, (xa, approximate))],
+            x.shape, [x],
+        )
+
+    def forward(x):
+        return tf.nn.gelu(x, approximate=approximate), x
+
+    def backward(dy, x):
+        # After dy: a slope computed from x alone would be run (and held) right after the forward.
+        with tf.control_dependencies([dy]):
+            x = tf.identity(x)
+        return (dy * _gelu_slope(x, approximate),)
+
+    return hand_written_op(forward, backward, x)
+
+
+def _gelu_slope(x: tf.Tensor, approximate: bool) -> tf.Tensor:
+    if approximate:
+        t = tf.tanh(_TANH_SCALE * (x + _TANH_CUBIC * x * x * x))
+        du = _TANH_SCALE * (1 + 3 * _TANH_CUBIC * x * x)
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
+    phi = tf.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+    return 0.5 * (1 + tf.math.erf(x * (1 / math.sqrt(2.0)))) + x * phi
 
 
 def activate(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:

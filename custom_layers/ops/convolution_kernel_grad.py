@@ -120,6 +120,10 @@ def plan_kernel_grad(x_shape: Sequence[Optional[int]], kernel_shape: Sequence[in
     chunks = tuple(_batch_chunks(x_shape[0], x_shape[3], out_hw[0] * out_hw[1],
                                  operand_dtype(dtype).size))
     method = _choose_method(x_shape, filters, kernel_hw, spans, strides, out_hw, dtype)
+    if method == "conv" and x_shape[0] is None and tuple(strides) == (1, 1):
+        # An unknown batch cannot be chunked, and one conv with the whole dy as
+        # its filter ran at half the speed of the tap GEMMs (which take any N).
+        method = "taps"
     return KernelGradPlan(method, tuple(map(tuple, explicit)), tuple(crop), chunks,
                           tuple(strides), tuple(kernel_hw), tuple(dilation))
 

@@ -1,0 +1,134 @@
+"""Gradient checks of the pointwise and shaping ops (activations, losses, rescaling,
+the residual shortcut), and the error table every check returns."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from custom_layers.gradcheck.measure import (
+    CURVED_NUMERIC_BOUND,
+    CURVED_STEP,
+    numeric_gradient,
+    numeric_tolerance,
+    rel_error,
+    rounding_tolerance,
+    tf_gradients,
+)
+from custom_layers.ops import activations, rescaling, zero_pad_shortcut
+from custom_layers.ops import cross_entropy as losses
+
+
+def check_relu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of relu's dx (inputs kept away from the kink at 0)."""
+    x = rng.normal(size=(4, 5))
+    x[np.abs(x) < 0.1] += 0.2
+    dout = rng.normal(size=x.shape)
+    ours = tf_gradients(activations.relu, (x,), dout)
+    stock = tf_gradients(tf.nn.relu, (x,), dout)
+    out = activations.relu_forward(x)[0]
+    numeric = [numeric_gradient(lambda: activations.relu_forward(x)[0], x, dout)]
+    return table(["dx"], ours, numeric, stock, [activations.relu_backward(dout, x)], out, dout, (x,))
+
+
+def check_cross_entropy(rng: np.random.Generator, from_logits: bool,
+                        label_smoothing: float = 0.0) -> Dict[str, Dict[str, float]]:
+    """Errors of the sparse cross-entropy's gradient (logits, or clipped probabilities);
+    with label smoothing, stock is the categorical loss on one-hot labels."""
+    labels = rng.integers(0, 6, size=5)
+    eps = keras.config.epsilon()
+    if from_logits:
+        x = rng.normal(size=(5, 6)) * 2
+        op = lambda y, t: losses.sparse_softmax_cross_entropy(  # noqa: E731
+            y, t, label_smoothing=label_smoothing)
+        reference_loss = lambda z, y: losses.softmax_loss(z, y, label_smoothing)  # noqa: E731
+    else:
+        # Kept away from 0, where log's third derivative would swamp the differences.
+        x = rng.uniform(0.2, 1.0, size=(5, 6))
+        x /= x.sum(axis=1, keepdims=True)
+        op = lambda y, t: losses.sparse_probability_cross_entropy(  # noqa: E731
+            y, t, label_smoothing=label_smoothing)
+        reference_loss = lambda p, y: losses.probability_loss(p, y, eps, label_smoothing)  # noqa: E731
+    dout = np.array(1.0)
+    ours = tf_gradients(lambda t: op(labels, t), (x,), dout)
+    onehot = np.eye(6)[labels]
+    stock = tf_gradients(lambda t: keras.losses.CategoricalCrossentropy(
+        from_logits=from_logits, label_smoothing=label_smoothing, dtype="float64")(onehot, t),
+        (x,), dout)
+    loss, grad = reference_loss(x, labels)
+    # The loss is curved: the curvature bound, as for batch norm, with a step
+    # small enough for log's curvature at probabilities ≥ 0.03.
+    numeric = [numeric_gradient(lambda: np.array(reference_loss(x, labels)[0]), x, dout,
+                                CURVED_STEP if from_logits else 1e-6)]
+    return table(["dx"], ours, numeric, stock, [grad], np.array(loss), dout, (x,),
+                  CURVED_NUMERIC_BOUND)
+
+
+def check_softmax(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of softmax's dz (NumPy: y ⊙ (dy − Σ dy ⊙ y))."""
+    z = rng.normal(size=(4, 6))
+    dout = rng.normal(size=z.shape)
+    y, cache = activations.softmax_forward(z)
+    numpy_grad = activations.softmax_backward(dout, cache)
+    ours = tf_gradients(activations.softmax, (z,), dout)
+    stock = tf_gradients(tf.nn.softmax, (z,), dout)
+    numeric = [numeric_gradient(lambda: activations.softmax_forward(z)[0], z, dout, CURVED_STEP)]
+    return table(["dz"], ours, numeric, stock, [numpy_grad], y, dout, (z,), CURVED_NUMERIC_BOUND)
+
+
+def check_gelu(rng: np.random.Generator, approximate: bool) -> Dict[str, Dict[str, float]]:
+    """Errors of gelu's dx (exact or tanh form) against keras.activations.gelu's autodiff."""
+    x = rng.normal(size=(4, 5)) * 2
+    dout = rng.normal(size=x.shape)
+    ours = tf_gradients(lambda t: activations.gelu(t, approximate), (x,), dout)
+    stock = tf_gradients(lambda t: keras.activations.gelu(t, approximate=approximate), (x,), dout)
+    out, cache = activations.gelu_forward(x, approximate)
+    numeric = [numeric_gradient(lambda: activations.gelu_forward(x, approximate)[0], x, dout,
+                                CURVED_STEP)]
+    return table(["dx"], ours, numeric, stock, [activations.gelu_backward(dout, cache)], out,
+                 dout, (x,), CURVED_NUMERIC_BOUND)
+
+
+def check_rescale(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of rescale's dx with per-channel constants."""
+    x = rng.normal(size=(2, 3, 4))
+    scale, offset = rng.normal(size=(4,)), rng.normal(size=(4,))
+    dout = rng.normal(size=x.shape)
+    ours = tf_gradients(lambda t: rescaling.rescale(t, scale, offset), (x,), dout)
+    stock = tf_gradients(lambda t: t * scale + offset, (x,), dout)
+    out, cache = rescaling.rescale_forward(x, scale, offset)
+    numeric = [numeric_gradient(lambda: rescaling.rescale_forward(x, scale, offset)[0], x, dout)]
+    return table(["dx"], ours, numeric, stock, [rescaling.rescale_backward(dout, cache)], out,
+                 dout, (x,))
+
+
+def check_zero_pad_shortcut(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of the option-A shortcut's dx (stride 2, odd sizes, 3 -> 5 channels)."""
+    x = rng.normal(size=(2, 5, 6, 3))
+    out, cache = zero_pad_shortcut.zero_pad_shortcut_forward(x, 5, 2)
+    dout = rng.normal(size=out.shape)
+    ours = tf_gradients(lambda t: zero_pad_shortcut.zero_pad_shortcut(t, 5, 2), (x,), dout)
+    stock = tf_gradients(lambda t: tf.pad(t[:, ::2, ::2, :], [[0, 0]] * 3 + [[0, 2]]), (x,), dout)
+    numeric = [numeric_gradient(
+        lambda: zero_pad_shortcut.zero_pad_shortcut_forward(x, 5, 2)[0], x, dout)]
+    return table(["dx"], ours, numeric, stock,
+                 [zero_pad_shortcut.zero_pad_shortcut_backward(dout, cache)], out, dout, (x,))
+
+
+def table(names, ours, numeric, stock, numpy_grads, out, dout, inputs, numeric_bound=None):
+    """{gradient: {reference: (error, tolerance)}} for one op.
+
+    ``numeric_bound`` replaces ``numeric_tolerance`` for curved ops.
+    """
+    analytic = rounding_tolerance(out, *inputs)
+    return {
+        name: {
+            "numeric": (rel_error(o, n), numeric_bound or numeric_tolerance(out, dout, o)),
+            "autodiff": (rel_error(o, s), analytic),
+            "numpy": (rel_error(o, r), analytic),
+        }
+        for name, o, n, s, r in zip(names, ours, numeric, stock, numpy_grads)
+    }
