@@ -18,7 +18,10 @@ from custom_layers.gradcheck.measure import (
     rounding_tolerance,
     tf_gradients,
 )
-from custom_layers.ops import activations, rescaling, zero_pad_shortcut
+from custom_layers.ops import activations, rescaling
+from custom_layers.ops import zero_pad_shortcut as shortcut_ops  # noqa: F401
+from custom_layers.ops.zero_pad_shortcut import (zero_pad_shortcut_backward,
+                                                 zero_pad_shortcut_forward)
 from custom_layers.ops import cross_entropy as losses
 
 
@@ -108,14 +111,14 @@ def check_rescale(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
 def check_zero_pad_shortcut(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     """Errors of the option-A shortcut's dx (stride 2, odd sizes, 3 -> 5 channels)."""
     x = rng.normal(size=(2, 5, 6, 3))
-    out, cache = zero_pad_shortcut.zero_pad_shortcut_forward(x, 5, 2)
+    out, cache = zero_pad_shortcut_forward(x, 5, 2)
     dout = rng.normal(size=out.shape)
-    ours = tf_gradients(lambda t: zero_pad_shortcut.zero_pad_shortcut(t, 5, 2), (x,), dout)
+    ours = tf_gradients(lambda t: shortcut_ops(t, 5, 2), (x,), dout)
     stock = tf_gradients(lambda t: tf.pad(t[:, ::2, ::2, :], [[0, 0]] * 3 + [[0, 2]]), (x,), dout)
     numeric = [numeric_gradient(
-        lambda: zero_pad_shortcut.zero_pad_shortcut_forward(x, 5, 2)[0], x, dout)]
+        lambda: zero_pad_shortcut_forward(x, 5, 2)[0], x, dout)]
     return table(["dx"], ours, numeric, stock,
-                 [zero_pad_shortcut.zero_pad_shortcut_backward(dout, cache)], out, dout, (x,))
+                 [zero_pad_shortcut_backward(dout, cache)], out, dout, (x,))
 
 
 def table(names, ours, numeric, stock, numpy_grads, out, dout, inputs, numeric_bound=None):
