@@ -136,15 +136,12 @@ def eval_dataset(split: Split, batch_size: int,
     return ds.map(lambda x, y: (_scale(x, normalization), y)).prefetch(tf.data.AUTOTUNE)
 
 
-def scaled(images: np.ndarray, normalization: Normalization = None) -> np.ndarray:
-    """uint8 images as the model sees them: float32 in [0, 1], normalised if given."""
-    images = images.astype(np.float32) / 255.0
+def as_float(images: np.ndarray, count: Optional[int] = None,
+             normalization: Normalization = None) -> np.ndarray:
+    """The first ``count`` uint8 images as float32 in [0, 1], normalised if given:
+    as the model sees them (``_scale``'s NumPy twin)."""
+    images = images[:count].astype(np.float32) / 255.0
     if normalization is not None:
         mean, std = normalization
         images = (images - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return images
-
-
-def as_float(images: np.ndarray, count: Optional[int] = None) -> np.ndarray:
-    """The first ``count`` images scaled to [0, 1], as the model sees them."""
-    return images[:count].astype(np.float32) / 255.0

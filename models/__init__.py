@@ -12,8 +12,8 @@ from models.registry import LAYER_KINDS, MODEL_NAMES, MODELS, ModelSpec
 _LAZY = {
     "build_convnet": "models.convnet", "build_three_layer": "models.convnet",
     "build_model": "models.convnet", "build_resnet": "models.resnet",
-"LayerSet": "models.layer_kinds",
-    "layer_set": "models.layer_kinds", "mixed_layer_set": "models.layer_kinds",
+    "LayerSet": "models.layer_kinds", "layer_set": "models.layer_kinds",
+    "mixed_layer_set": "models.layer_kinds",
 }
 
 __all__ = ["LAYER_KINDS", "MODELS", "MODEL_NAMES", "ModelSpec", *_LAZY]

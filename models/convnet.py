@@ -77,11 +77,13 @@ def build_three_layer(
 
 
 def build_model(model: str, **kwargs) -> keras.Model:
-    """Builds ``model`` (a ``models.registry.MODELS`` name) with the builder's kwargs.
+    """Builds ``model`` (a ``models.registry.MODELS`` name) with the registry's kwargs,
+    ``kwargs`` taking precedence.
 
     Raises:
         ValueError: for an unknown name, or a builder's own argument check.
     """
     spec = registry.spec(model)
     module, function = spec.builder.split(":")
-    return getattr(importlib.import_module(module), function)(**dict(spec.kwargs), **kwargs)
+    # The caller's kwargs override the registry's (e.g. smaller widths in a test).
+    return getattr(importlib.import_module(module), function)(**{**dict(spec.kwargs), **kwargs})

@@ -66,3 +66,20 @@ def mixed_layer_set(conv: str, pool: str, dense: str, norm: str = "keras") -> La
 def as_layer_set(layers: Union[str, LayerSet], impl: str = "tf") -> LayerSet:
     """``layers`` itself if it is a LayerSet, else ``layer_set(layers, impl)``."""
     return layers if isinstance(layers, LayerSet) else layer_set(layers, impl)
+
+
+def batch_norm_net_layers(net: str, layers: Union[str, LayerSet], impl: str,
+                          dropout_rate: float) -> LayerSet:
+    """The layer set of a net built around batch normalization and without dropout.
+
+    Raises:
+        ValueError: for impl other than "tf" (batch normalization has no
+            NumPy-backed layer) or a non-zero ``dropout_rate`` (accepted so the
+            trainer can pass its flag), naming ``net``.
+    """
+    if impl != "tf":
+        raise ValueError(f"the {net} supports only impl='tf'. Received: impl={impl!r}")
+    if dropout_rate:
+        raise ValueError(f"the {net} has no dropout; dropout_rate must be 0. "
+                         f"Received: dropout_rate={dropout_rate!r}")
+    return as_layer_set(layers, impl)

@@ -7,7 +7,7 @@ from typing import Sequence, Union
 import keras
 
 import custom_layers
-from models.layer_kinds import LayerSet, as_layer_set
+from models.layer_kinds import LayerSet, batch_norm_net_layers
 
 
 # Model files saved before the shortcut moved into custom_layers name it "models>ZeroPadShortcut".
@@ -71,12 +71,7 @@ def build_resnet(
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110). "
                          f"Received: depth={depth!r}")
-    if impl != "tf":
-        raise ValueError(f"the ResNet supports only impl='tf'. Received: impl={impl!r}")
-    if dropout_rate:
-        raise ValueError(f"the ResNet has no dropout; dropout_rate must be 0. "
-                         f"Received: dropout_rate={dropout_rate!r}")
-    L = as_layer_set(layers, impl)
+    L = batch_norm_net_layers("ResNet", layers, impl, dropout_rate)
     blocks = (depth - 2) // 6
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = L.ReLU(name="stem_relu")(_conv_bn(L, inputs, 16, 1, "stem"))

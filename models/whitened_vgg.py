@@ -14,7 +14,7 @@ from typing import Sequence, Union
 import keras
 import numpy as np
 
-from models.layer_kinds import LayerSet, as_layer_set
+from models.layer_kinds import LayerSet, batch_norm_net_layers
 
 WHITENING_SIZE = 2
 WHITENING_EPSILON = 5e-4
@@ -123,12 +123,7 @@ def build_whitened_vgg(
     widths = tuple(widths)
     if len(widths) != 3 or not all(isinstance(w, int) and w > 0 for w in widths):
         raise ValueError(f"widths must be three positive integers. Received: widths={widths!r}")
-    if impl != "tf":
-        raise ValueError(f"the whitened VGG supports only impl='tf'. Received: impl={impl!r}")
-    if dropout_rate:
-        raise ValueError(f"the whitened VGG has no dropout; dropout_rate must be 0. "
-                         f"Received: dropout_rate={dropout_rate!r}")
-    L = as_layer_set(layers, impl)
+    L = batch_norm_net_layers("whitened VGG", layers, impl, dropout_rate)
     channels = input_shape[-1]
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     whiten = L.Conv2D(2 * WHITENING_SIZE ** 2 * channels, WHITENING_SIZE, padding="valid",

@@ -54,7 +54,7 @@ def test_whitening_refuses_images_it_cannot_read():
 
 
 @pytest.mark.parametrize("kind", ["custom", "keras"])
-@pytest.mark.parametrize("model,params", [("whitened_vgg", 570_296), ("whitened_vgg_wide", 1_971_640)])
+@pytest.mark.parametrize("model,params", [("whitened_vgg", 570_296), ("whitened_vgg_wide", 1_973_944)])
 def test_structure_parameter_count_and_frozen_whitening(kind, model, params):
     net = models.build_model(model, layers=kind)
     assert net.count_params() == params
@@ -101,10 +101,12 @@ def test_one_training_step_custom_equals_stock(float64):
         results.append((loss.numpy(), [g.numpy() for g in grads],
                         [w.numpy() for w in model.weights]))
     (loss_c, grads_c, after_c), (loss_s, grads_s, after_s) = results
-    assert loss_c.dtype == np.float64 and abs(loss_c - loss_s) <= 1e-12 * abs(loss_s)
+    # Stock's GELU rounds its constant 1/√2 to float32 (tf.nn.gelu), a function ~5e-9
+    # off the exact one in float64: the bound is that, not float64 rounding.
+    assert loss_c.dtype == np.float64 and abs(loss_c - loss_s) <= 1e-8 * abs(loss_s)
     assert len(grads_c) == 14  # 6 kernels, 6 BN biases, whitening bias, head
-    assert max(rel_error(a, b) for a, b in zip(grads_c, grads_s)) <= 1e-9
-    assert max(rel_error(a, b) for a, b in zip(after_c, after_s)) <= 1e-9
+    assert max(rel_error(a, b) for a, b in zip(grads_c, grads_s)) <= 1e-7
+    assert max(rel_error(a, b) for a, b in zip(after_c, after_s)) <= 1e-7
 
 
 def test_training_step_gradients_are_all_hand_written_but_the_flatten():

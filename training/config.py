@@ -132,6 +132,12 @@ def _in_range(name: str, low: float, high: float, what: str,
         message=f"--{name} must be {what}", flag_values=flag_values)
 
 
+def _fraction(name: str, flag_values: flags.FlagValues) -> None:
+    """--name must lie in [0, 1)."""
+    flags.register_validator(name, lambda v: v is not None and 0 <= v < 1,
+                             message=f"--{name} must be in [0, 1)", flag_values=flag_values)
+
+
 def define_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines every training flag in ``flag_values``, ``base``'s values (a preset) as defaults."""
     dataset = base.dataset
@@ -262,23 +268,17 @@ def define_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS)
                              message="--learning_rate must be a positive finite number",
                              flag_values=flag_values)
     _in_range("warmup_steps", 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]", flag_values)
-    flags.register_validator("weight_decay", lambda v: v is not None and 0 <= v < 1,
-                             message="--weight_decay must be in [0, 1)", flag_values=flag_values)
+    for name in ("weight_decay", "momentum", "l2", "dropout_rate"):
+        _fraction(name, flag_values)
     for name in ("whiten_bias_epochs", "lookahead_every", "lookahead_start_epoch"):
         _in_range(name, 0, MAX_STEPS, f"an integer in [0, {MAX_STEPS}]", flag_values)
     _in_range("crop_padding", 0, 64, "an integer in [0, 64]", flag_values)
-    flags.register_validator("momentum", lambda v: v is not None and 0 <= v < 1,
-                             message="--momentum must be in [0, 1)", flag_values=flag_values)
-    flags.register_validator("l2", lambda v: v is not None and 0 <= v < 1,
-                             message="--l2 must be in [0, 1)", flag_values=flag_values)
     flags.register_validator("label_smoothing", lambda v: v is not None and 0 <= v <= 1,
                              message="--label_smoothing must be in [0, 1]", flag_values=flag_values)
     flags.register_validator("bn_bias_lr_multiplier",
                              lambda v: v is not None and 0 < v <= 1e4,
                              message="--bn_bias_lr_multiplier must be in (0, 10000]",
                              flag_values=flag_values)
-    flags.register_validator("dropout_rate", lambda v: v is not None and 0 <= v < 1,
-                             message="--dropout_rate must be in [0, 1)", flag_values=flag_values)
 
 
 def from_flags(base: TrainConfig, flag_values: flags.FlagValues = flags.FLAGS,

@@ -121,7 +121,7 @@ def prepare_model(config: TrainConfig, data: Dataset, model: keras.Model) -> Non
     prepare = models.MODELS[config.model].prepare
     if prepare:
         module, function = prepare.split(":")
-        images = pipeline.scaled(data.train.images[:PREPARE_IMAGES], data.normalization)
+        images = pipeline.as_float(data.train.images, PREPARE_IMAGES, data.normalization)
         getattr(importlib.import_module(module), function)(model, images)
 
 
@@ -254,8 +254,6 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
             raise Interrupted(stop.signum, step, manager.latest_checkpoint)
 
     results = outputs.evaluate(model, data, config.batch_size, config.tta)
-    plain = (outputs.evaluate(model, data, config.batch_size) if config.tta != "none"
-             else results)
     with folder.writing("the trained model"):
         outputs.export(model, folder, config.export_savedmodel and chief)
     metrics = {
@@ -263,7 +261,7 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
         "test_accuracy": results["test_accuracy"],
         "test_loss": results["test_loss"],
         # What the test-time augmentation adds: the same model on the plain images.
-        "test_accuracy_without_tta": plain["test_accuracy"],
+        "test_accuracy_without_tta": results["test_accuracy_without_tta"],
         "steps": step,
         **elapsed(),
         "examples_per_second": progress.examples_per_second,

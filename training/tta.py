@@ -7,7 +7,8 @@
 
 The speed-run literature's six views (airbench): each costs one forward
 pass, so evaluation takes 1, 2 or 6 times as long. Probabilities are
-averaged (the models end in softmax).
+averaged (the models end in softmax). The first view is always the image
+itself.
 """
 
 from __future__ import annotations
@@ -45,15 +46,21 @@ def tta_views(images: tf.Tensor, level: str) -> List[Tuple[float, tf.Tensor]]:
     return [(weight / 2, view) for weight, view in views] + shifted
 
 
-def predict(model: keras.Model, dataset: tf.data.Dataset, level: str = "none") -> np.ndarray:
-    """The model's (N, K) probabilities on ``dataset``'s image batches, averaged over the views."""
+def predict(model: keras.Model, dataset: tf.data.Dataset,
+            level: str = "none") -> Tuple[np.ndarray, np.ndarray]:
+    """The model's (N, K) probabilities on ``dataset``'s image batches averaged over
+    the views, and its probabilities on the plain images (the first view, so one
+    pass gives both)."""
     if level not in TTA_LEVELS:
         raise ValueError(f"tta must be one of {TTA_LEVELS}. Received: {level!r}")
     if level == "none":
-        return model.predict(dataset, verbose=0)
-    outputs = []
+        plain = model.predict(dataset, verbose=0)
+        return plain, plain
+    averaged, plain = [], []
     for images in dataset:
-        views = tta_views(images, level)
-        outputs.append(sum(weight * model.predict_on_batch(view).astype(np.float64)
-                           for weight, view in views))
-    return np.concatenate(outputs).astype(np.float32)
+        outputs = [(weight, model.predict_on_batch(view).astype(np.float64))
+                   for weight, view in tta_views(images, level)]
+        averaged.append(sum(weight * output for weight, output in outputs))
+        plain.append(outputs[0][1])
+    return (np.concatenate(averaged).astype(np.float32),
+            np.concatenate(plain).astype(np.float32))

@@ -85,6 +85,15 @@ def hand_written_activation(activation: Callable, impl: str = "tf") -> Optional[
     return None
 
 
+def activate_after_op(layer: keras.layers.Layer, y: tf.Tensor, fused: bool) -> tf.Tensor:
+    """``layer.activation`` applied to its op's output ``y``, unless the op fused it:
+    a hand-written op where there is one, else the user's function (Keras's autodiff).
+    ``activation`` may have been set to None after construction, as stock allows."""
+    if fused or layer.activation is None:
+        return y
+    return (hand_written_activation(layer.activation, layer.impl) or layer.activation)(y)
+
+
 def activation_names() -> str:
     """The activations with a hand-written gradient, for error messages."""
     return "linear, relu, gelu, softmax"

@@ -8,8 +8,8 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers.base import (cast_real_inputs, hand_written_activation,
-                                       in_channels_last, refuse_lora)
+from custom_layers.layers.base import (activate_after_op, cast_real_inputs, in_channels_last,
+                                       refuse_lora)
 from custom_layers.ops.custom_op import normalize_impl
 
 
@@ -83,9 +83,7 @@ class Conv2D(keras.layers.Conv2D):
             return tf.concat([conv(*args) for args in zip(xs, ks, bs)], axis=-1)
 
         y = in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
-        if relu or self.activation is None:
-            return y
-        return (hand_written_activation(self.activation, self.impl) or self.activation)(y)
+        return activate_after_op(self, y, fused=relu)
 
     def get_config(self) -> Dict[str, Any]:
         return {**super().get_config(), "impl": self.impl}

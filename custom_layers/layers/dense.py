@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.ops.custom_op import normalize_impl
-from custom_layers.layers.base import cast_real_inputs, hand_written_activation, refuse_lora
+from custom_layers.layers.base import activate_after_op, cast_real_inputs, refuse_lora
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -71,9 +71,7 @@ class Dense(keras.layers.Dense):
         else:
             y = ops.dense(cast_real_inputs(self, inputs), kernel, bias, activation, self.impl)
         # ``activation`` may have been set to None after construction, as stock allows.
-        if relu or self.activation is None:
-            return y
-        return (hand_written_activation(self.activation, self.impl) or self.activation)(y)
+        return activate_after_op(self, y, fused=relu)
 
     def get_config(self) -> Dict[str, Any]:
         return {**super().get_config(), "impl": self.impl}

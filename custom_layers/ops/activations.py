@@ -135,7 +135,7 @@ def gelu(x: tf.Tensor, approximate: bool = False, impl: str = "tf") -> tf.Tensor
         )
 
     def forward(x):
-        return tf.nn.gelu(x, approximate=approximate), x
+        return _gelu_value(x, approximate), x
 
     def backward(dy, x):
         # After dy: a slope computed from x alone would be run (and held) right after the forward.
@@ -144,6 +144,15 @@ def gelu(x: tf.Tensor, approximate: bool = False, impl: str = "tf") -> tf.Tensor
         return (dy * _gelu_slope(x, approximate),)
 
     return hand_written_op(forward, backward, x)
+
+
+def _gelu_value(x: tf.Tensor, approximate: bool) -> tf.Tensor:
+    """``tf.nn.gelu``'s expression with its constants in x's own dtype: bit for bit
+    stock's in float32 and below, while tf.nn.gelu casts them through float32 and
+    so in float64 computes a GELU off by ~5e-9 (its autodiff likewise)."""
+    if approximate:
+        return 0.5 * x * (1.0 + tf.tanh(_TANH_SCALE * (x + _TANH_CUBIC * tf.pow(x, 3))))
+    return 0.5 * x * tf.math.erfc(-x * (1 / math.sqrt(2.0)))
 
 
 def _gelu_slope(x: tf.Tensor, approximate: bool) -> tf.Tensor:
