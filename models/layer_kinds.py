@@ -23,6 +23,7 @@ class LayerSet(NamedTuple):
     Dropout: type = keras.layers.Dropout
     Activation: type = keras.layers.Activation
     Rescaling: type = keras.layers.Rescaling
+    GlobalMaxPooling2D: type = keras.layers.GlobalMaxPooling2D
 
 
 def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
@@ -43,6 +44,7 @@ def layer_set(kind: str = "custom", impl: str = "tf") -> LayerSet:
             custom_layers.Dropout,
             functools.partial(custom_layers.Activation, impl=impl),
             custom_layers.Rescaling,
+            custom_layers.GlobalMaxPooling2D,
         )
     if kind == "keras":
         if impl != "tf":
@@ -60,7 +62,7 @@ def mixed_layer_set(conv: str, pool: str, dense: str, norm: str = "keras") -> La
                     layer_set(dense).Dense, layer_set(norm).BatchNormalization,
                     layer_set(pool).GlobalAveragePooling2D, layer_set(norm).ReLU,
                     layer_set(dense).Dropout, layer_set(norm).Activation,
-                    layer_set(dense).Rescaling)
+                    layer_set(dense).Rescaling, layer_set(pool).GlobalMaxPooling2D)
 
 
 def as_layer_set(layers: Union[str, LayerSet], impl: str = "tf") -> LayerSet:

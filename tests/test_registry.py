@@ -26,8 +26,9 @@ def test_the_apps_flag_modules_do_not_load_tensorflow():
 
 def test_flags_presets_and_builders_read_one_registry():
     assert config.MODELS == registry.MODEL_NAMES == tuple(registry.MODELS)
-    assert set(config.CIFAR10_MODEL_PRESETS) == set(registry.names_in_family("resnet"))
-    assert set(config.MNIST_MODEL_PRESETS) == set(registry.names_in_family("resnet"))
+    with_presets = set(registry.names_in_family("resnet") + registry.names_in_family("whitened"))
+    assert set(config.CIFAR10_MODEL_PRESETS) == with_presets
+    assert set(config.MNIST_MODEL_PRESETS) == with_presets
     # The library's own list of backward implementations, repeated TF-free here.
     assert registry.IMPLS == custom_layers.ops.IMPLS
     assert registry.LAYER_KINDS == ("custom", "keras")

@@ -19,7 +19,7 @@ import pytest
 
 TWIN_NAMES = ("Conv2D", "Dense", "MaxPooling2D", "MaxPool2D", "BatchNormalization",
               "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-              "Dropout", "DepthwiseConv2D", "Activation", "Rescaling")
+              "Dropout", "DepthwiseConv2D", "Activation")
 
 _results: Dict[str, Dict[str, object]] = {}
 _current = {"nodeid": None}
