@@ -79,7 +79,7 @@ def test_triangle_schedule_shape():
 
 def test_lookahead_averages_with_the_rising_decay_and_ends_at_the_average():
     model = _model()
-    averaging = LookaheadAveraging(model, every=2, start_step=2, total_steps=6, steps_per_epoch=3)
+    averaging = LookaheadAveraging(model, every=2, start_step=2, total_steps=7)
     model.compile(keras.optimizers.SGD(0.5), "mse")
     kernel = model.get_layer("dense").kernel
     seen = {}
@@ -98,13 +98,18 @@ def test_lookahead_averages_with_the_rising_decay_and_ends_at_the_average():
             raw[int(self.model.optimizer.iterations.numpy())] = kernel.numpy().copy()
 
     x, y = np.random.randn(4, 3).astype("float32"), np.random.randn(4, 4).astype("float32")
-    model.fit(x, y, batch_size=4, epochs=6, verbose=0, callbacks=[Raw(), averaging, Record()])
+    model.fit(x, y, batch_size=4, epochs=7, verbose=0, callbacks=[Raw(), averaging, Record()])
     # Step 2 starts the average at the weights; step 4 blends with decay ρ(4).
     np.testing.assert_allclose(seen[2], raw[2])
-    rho = 0.95 ** 5 * (4 / 6) ** 3
+    rho = 0.95 ** 5 * (4 / 7) ** 3
     np.testing.assert_allclose(seen[4], rho * seen[2] + (1 - rho) * raw[4], rtol=1e-5)
-    # Step 3 ends an epoch: the network is put back to the average.
-    np.testing.assert_allclose(seen[3], seen[2])
+    # Between blends the network trains on from the last one.
+    np.testing.assert_array_equal(seen[5], raw[5])
+    assert not np.allclose(seen[5], seen[4])
+    # Step 7, the last, is no blend step: the network is put back to the average of step 6.
+    rho6 = 0.95 ** 5 * (6 / 7) ** 3
+    np.testing.assert_allclose(seen[6], rho6 * seen[4] + (1 - rho6) * raw[6], rtol=1e-5)
+    np.testing.assert_allclose(seen[7], seen[6])
     np.testing.assert_allclose(averaging.averages[0].numpy(), kernel.numpy())
     assert bool(averaging.started.numpy())
 

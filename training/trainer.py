@@ -201,7 +201,7 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
             per_epoch = steps_per_epoch(config, data)
             averaging = LookaheadAveraging(model, config.lookahead_every,
                                            config.lookahead_start_epoch * per_epoch,
-                                           config.steps, per_epoch)
+                                           config.steps)
         checkpoint = checkpoints.make_checkpoint(
             model, config, averaging=averaging.state if averaging else None)
         restored = _restore(config, model, checkpoint, model_dir, previous)
