@@ -1,5 +1,6 @@
 """train_mnist.py end to end on tiny generated IDX files."""
 
+import dataclasses
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import custom_layers  # noqa: F401  (registers the layers for load_model)
 import models
 from datasets import load_mnist
 from tests.data_factory import make_tiny_mnist
-from training import trainer
+from training import outputs, trainer
 from training.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,6 +129,16 @@ def test_restored_weights_equal_saved_weights(tmp_path):
     ckpt.restore(tf.train.latest_checkpoint(str(tmp_path / "m" / "checkpoints"))).expect_partial()
     for a, b in zip(saved.get_weights(), restored.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_later_run_in_the_process_counts_wall_time_from_its_own_start(tmp_path):
+    data_dir = make_tiny_mnist(tmp_path / "data")
+    config = TrainConfig(steps=2, batch_size=8, eval_every=2, log_every=1, validation_size=8,
+                         data_dir=data_dir, model="three_layer")
+    trainer.run(dataclasses.replace(config, model_dir=str(tmp_path / "a")), load_mnist)
+    before = outputs.process_wall_seconds()
+    metrics = trainer.run(dataclasses.replace(config, model_dir=str(tmp_path / "b")), load_mnist)
+    assert 0 < metrics["wall_seconds"] <= outputs.process_wall_seconds() - before
 
 
 @pytest.mark.parametrize("flag,message", [

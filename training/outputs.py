@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import keras
 import numpy as np
@@ -15,6 +15,19 @@ from training.run_folder import RunFolder
 
 SAMPLE_IMAGES = 16
 _CLOCK_TICKS = 100  # Linux reports process start in USER_HZ, 100 on every mainstream kernel
+
+
+_runs_begun = 0
+
+
+def run_wall_clock() -> Callable[[], float]:
+    """A clock of the run starting now: seconds since the process started for the
+    process's first run (imports count, as for a user's command), since now for a
+    later one (several runs in one process, as ``benchmarks.cifar_recipe``)."""
+    global _runs_begun
+    origin = process_wall_seconds() if _runs_begun else 0.0
+    _runs_begun += 1
+    return lambda: process_wall_seconds() - origin
 
 
 def process_wall_seconds() -> float:

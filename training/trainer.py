@@ -60,6 +60,7 @@ def run(config: TrainConfig, load_data: LoadData) -> Dict[str, Any]:
         StrategyError: the strategy cannot run here.
     """
     config.validate()
+    clock = outputs.run_wall_clock()
     if config.num_cpu_devices > 1:
         distribute.configure_cpu_devices(config.num_cpu_devices)
     strategy = distribute.make_strategy(config.distribution_strategy)
@@ -68,12 +69,12 @@ def run(config: TrainConfig, load_data: LoadData) -> Dict[str, Any]:
         data = _load_checked(config, load_data, strategy.num_replicas_in_sync)
         model_dir = config.resolved_model_dir()
         if config.mode == "eval":
-            return _evaluate_checkpoint(config, data, strategy, model_dir)
+            return _evaluate_checkpoint(config, data, strategy, model_dir, clock)
         chief = distribute.is_chief(strategy)
         # Every worker saves (saving is collective), but only the chief into model_dir.
         out_dir = model_dir if chief else os.path.join(model_dir, "workers", distribute.task_name(strategy))
         with RunFolder(out_dir).locked() as folder:
-            return _train(config, data, strategy, folder, model_dir, chief)
+            return _train(config, data, strategy, folder, model_dir, chief, clock)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -160,7 +161,8 @@ def _totals_at(previous: Dict[str, Any], step: int) -> Dict[str, float]:
     return {key: source.get(key, 0.0) for key in ("train_seconds", "wall_seconds")}
 
 
-def _evaluate_checkpoint(config: TrainConfig, data: Dataset, strategy, model_dir: str) -> Dict[str, Any]:
+def _evaluate_checkpoint(config: TrainConfig, data: Dataset, strategy, model_dir: str,
+                         clock: Callable[[], float]) -> Dict[str, Any]:
     previous = RunFolder(model_dir).read_metrics()
     with strategy.scope():
         model = build_compiled_model(config, data)
@@ -172,7 +174,7 @@ def _evaluate_checkpoint(config: TrainConfig, data: Dataset, strategy, model_dir
     metrics = {"test_accuracy": results["test_accuracy"], "test_loss": results["test_loss"],
                "steps": int(model.optimizer.iterations.numpy()),
                "train_seconds": previous.get("train_seconds", 0.0),
-               "wall_seconds": outputs.process_wall_seconds()}
+               "wall_seconds": clock()}
     logging.info("evaluated checkpoint %s", path)
     print(outputs.summary_line(metrics))
     return metrics
@@ -189,7 +191,7 @@ def _writers(model_dir: str, step: int) -> Dict[str, Any]:
 
 
 def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, model_dir: str,
-           chief: bool) -> Dict[str, Any]:
+           chief: bool, clock: Callable[[], float]) -> Dict[str, Any]:
     previous = RunFolder(model_dir).read_metrics()
     # TensorFlow's manager reads (and prunes by) its state file when it starts:
     # ours is checked first, so that it can only ever delete checkpoints of this folder.
@@ -231,7 +233,7 @@ def _train(config: TrainConfig, data: Dataset, strategy, folder: RunFolder, mode
 
     def elapsed() -> Dict[str, float]:
         return {"train_seconds": totals["train_seconds"] + progress.train_seconds,
-                "wall_seconds": totals["wall_seconds"] + outputs.process_wall_seconds()}
+                "wall_seconds": totals["wall_seconds"] + clock()}
 
     def save(step: int) -> None:
         # The metrics first: a run killed between the two writes resumes from the
