@@ -5,7 +5,8 @@ variable of the model (weights and batch-norm statistics) is updated,
 a ← ρ·a + (1 − ρ)·w, and copied back into the network (w ← a), with
 ρ = base · (t / T)^power rising from 0 to ``base`` over the run: little
 averaging while the learning rate is high, strong averaging at the end
-(airbench: base 0.95⁵, power 3, every 5 steps from epoch 3). At the last
+(airbench: base 0.95⁵, power 3, every 5 steps from the start; the preset
+here starts at epoch 3, where ρ is still below 0.01 in a 14-epoch run). At the last
 step the network is set to the average again, so the trained model is the
 average; in between it trains on from each blend, as in the speed runs.
 """
