@@ -21,9 +21,6 @@ WHITENING_EPSILON = 5e-4
 LOGIT_SCALE = 1 / 9
 # Batch norm as in the speed runs: scale fixed at 1, tiny epsilon, fast statistics.
 BN_ARGS = dict(scale=False, momentum=0.6, epsilon=1e-12)
-# The speed runs' (PyTorch's) default weights, U(±1/√fan_in). Glorot's are ~1.7×
-# larger: behind batch norm that is a ~3× smaller effective learning rate.
-FAN_IN_UNIFORM = dict(scale=1 / 3, mode="fan_in", distribution="uniform")
 WHITEN = "whiten"
 
 
@@ -78,10 +75,15 @@ def dirac_(layer: keras.layers.Layer) -> None:
     layer.kernel.assign(kernel)
 
 
+def _fan_in_uniform() -> keras.initializers.Initializer:
+    """The speed runs' (PyTorch's) default weights, U(±1/√fan_in). Glorot's are ~1.7×
+    larger: behind batch norm that is a ~3× smaller effective learning rate."""
+    return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
+
+
 def _conv_group(L: LayerSet, x, width: int, name: str, convs: list):
     conv1, conv2 = (L.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv{i}",
-                             kernel_initializer=keras.initializers.VarianceScaling(**FAN_IN_UNIFORM))
-                    for i in (1, 2))
+                             kernel_initializer=_fan_in_uniform()) for i in (1, 2))
     convs += [conv1, conv2]
     x = L.MaxPooling2D(2, name=f"{name}_pool")(conv1(x))
     x = L.Activation("gelu", name=f"{name}_gelu1")(L.BatchNormalization(**BN_ARGS, name=f"{name}_bn1")(x))
@@ -143,7 +145,7 @@ def build_whitened_vgg(
     # The speed runs' max pool 3 over the last 3×3 maps, for inputs of any size >= 16.
     x = L.GlobalMaxPooling2D(name="pool")(x)
     x = L.Dense(num_classes, use_bias=False, name="head",
-                kernel_initializer=keras.initializers.VarianceScaling(**FAN_IN_UNIFORM))(x)
+                kernel_initializer=_fan_in_uniform())(x)
     x = L.Rescaling(LOGIT_SCALE, name="logit_scale")(x)
     outputs = L.Activation("softmax", dtype=output_dtype, name="probabilities")(x)
     model = keras.Model(inputs, outputs, name=name or "whitened_vgg")
