@@ -15,6 +15,7 @@ from custom_layers.layers.dropout import Dropout
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
 from custom_layers.layers.max_pooling2d import MaxPooling2D
+from custom_layers.layers.relu import ReLU
 
 # Exact stock classes only: a user's subclass of a stock layer has its own call.
 TWINS: Dict[type, type] = {
@@ -27,6 +28,7 @@ TWINS: Dict[type, type] = {
     keras.layers.GlobalMaxPooling2D: GlobalMaxPooling2D,
     keras.layers.Dropout: Dropout,
     keras.layers.DepthwiseConv2D: DepthwiseConv2D,
+    keras.layers.ReLU: ReLU,
 }
 
 

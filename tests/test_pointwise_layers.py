@@ -1,4 +1,5 @@
-"""GELU, Activation, Rescaling and the ResNet shortcut: equal to stock (float64), hand-written."""
+"""GELU, ReLU with its arguments, Activation, Rescaling and the ResNet shortcut: equal to
+stock (float64), hand-written."""
 
 import keras
 import numpy as np
@@ -11,6 +12,7 @@ from custom_layers.gradcheck import rel_error
 from custom_layers.ops import activations
 from custom_layers.ops.zero_pad_shortcut import (zero_pad_shortcut_backward,
                                                  zero_pad_shortcut_forward)
+from tests.graph_walk import tf_generated_gradients
 
 
 def _value_and_grad(f, x, dy):
@@ -47,7 +49,7 @@ def test_activation_layer_equals_stock_in_float64(float64, activation):
 
 
 def test_activation_layer_refuses_activations_without_a_hand_written_backward():
-    with pytest.raises(ValueError, match="hand-written backwards for linear, relu, gelu, softmax"):
+    with pytest.raises(ValueError, match="hand-written backwards for linear, relu, relu6, leaky_relu, gelu, softmax"):
         custom_layers.Activation("tanh")
     with pytest.raises(ValueError, match="hand-written backwards"):
         custom_layers.Activation(lambda x: x * 2)
@@ -99,3 +101,78 @@ def test_zero_pad_shortcut_refuses_to_shrink():
         custom_layers.ZeroPadShortcut(2, 1)(tf.zeros([1, 3, 3, 4]))
     with pytest.raises(ValueError, match="stride must be a positive integer"):
         custom_layers.ZeroPadShortcut(4, 0)
+
+
+# (negative_slope, max_value, threshold): ReLU6, leaky, clipped, thresholded, and all three.
+RELU_ARGUMENTS = [(0.0, 6.0, 0.0), (0.2, None, 0.0), (0.0, 5.0, 0.0), (0.0, None, 1.0),
+                  (0.3, 4.0, 0.5), (0.1, 6.0, 0.0), (0.0, 6.0, 2.0), (0.5, None, 1.5)]
+
+
+def _relu_inputs(max_value, threshold):
+    """Random values plus every kink: 0, the threshold and the clip, exactly."""
+    kinks = [0.0, threshold, 6.0] + ([max_value] if max_value is not None else [])
+    rng = np.random.default_rng(3)
+    return np.concatenate([rng.normal(size=40) * 4, kinks, np.negative(kinks)])[None]
+
+
+@pytest.mark.parametrize("arguments", RELU_ARGUMENTS)
+@pytest.mark.parametrize("impl", ["tf", "numpy"])
+def test_relu_with_keras_arguments_equals_stock_autodiff_at_every_kink(arguments, impl):
+    x = _relu_inputs(*arguments[1:])
+    dy = np.random.default_rng(4).normal(size=x.shape)
+    ours = _value_and_grad(lambda t: ops.relu_general(t, *arguments, impl=impl), x, dy)
+    stock = _value_and_grad(lambda t: keras.activations.relu(t, *arguments), x, dy)
+    if impl == "tf":
+        np.testing.assert_array_equal(ours[0], stock[0])
+        np.testing.assert_array_equal(ours[1], stock[1])
+    # The reference's leaky slope is 0.2 itself, stock's kernel's 0.2 in float32.
+    for a, b in zip(ours, stock):
+        assert rel_error(a, b) <= 1e-7
+    out, cache = activations.relu_general_forward(x, *arguments)
+    assert rel_error(out, stock[0]) <= 1e-7
+    assert rel_error(activations.relu_general_backward(dy, cache), stock[1]) <= 1e-7
+
+
+def test_relu_constants_are_compared_in_the_inputs_dtype_as_keras_does():
+    # 0.1 and 0.7 are not representable in bfloat16: inputs on both sides of the
+    # rounded constants must take stock's branch.
+    x = tf.cast(tf.linspace(-1.0, 1.0, 4001), tf.bfloat16)[None]
+    dy = tf.ones_like(x)
+    for arguments in ((0.3, 0.7, 0.1), (0.0, None, 0.1)):
+        grads = []
+        for f in (ops.relu_general, keras.activations.relu):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = f(x, *arguments)
+            grads.append(tape.gradient(y, x, dy).numpy().astype(np.float32))
+        np.testing.assert_array_equal(*grads)
+
+
+@pytest.mark.parametrize("kwargs", [dict(max_value=6.0), dict(negative_slope=0.3),
+                                    dict(threshold=0.5, max_value=2.0, negative_slope=0.1)])
+def test_relu_layer_with_arguments_equals_stock_and_backpropagates_by_hand(float64, kwargs):
+    rng = np.random.default_rng(5)
+    x, dy = rng.normal(size=(3, 8)) * 4, rng.normal(size=(3, 8))
+    ours = _value_and_grad(custom_layers.ReLU(**kwargs), x, dy)
+    stock = _value_and_grad(keras.layers.ReLU(**kwargs), x, dy)
+    for a, b in zip(ours, stock):
+        np.testing.assert_array_equal(a, b)
+    model = keras.Sequential([keras.Input((8,)), custom_layers.Dense(4),
+                              custom_layers.ReLU(**kwargs), custom_layers.Dense(3, "softmax")])
+    generated = tf_generated_gradients(model, custom_layers.SparseCategoricalCrossentropy(),
+                                       [2, 8], num_classes=3)
+    assert set().union(*generated.values()) <= {"Reshape", "Shape", "Const"}, generated
+
+
+@pytest.mark.parametrize("activation", ["relu6", "leaky_relu"])
+def test_relu6_and_leaky_relu_activations_equal_stock(float64, activation):
+    x = _relu_inputs(6.0, 0.0)
+    dy = np.random.default_rng(6).normal(size=x.shape)
+    for layer in (custom_layers.Activation, lambda a: custom_layers.Dense(
+            x.shape[1], activation=a, kernel_initializer="identity")):
+        stock_layer = keras.layers.Activation if layer is custom_layers.Activation else (
+            lambda a: keras.layers.Dense(x.shape[1], activation=a, kernel_initializer="identity"))
+        ours = _value_and_grad(layer(activation), x, dy)
+        stock = _value_and_grad(stock_layer(activation), x, dy)
+        for a, b in zip(ours, stock):
+            np.testing.assert_array_equal(a, b)

@@ -17,10 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_gradcheck_all_errors_below_tolerance():
     results = gradcheck.run_all(seed=1)
     pairs = [e for grads in results.values() for errs in grads.values() for e in errs.values()]
-    # conv ×4, depthwise ×3 (dx, dw, db each), max pool ×2, dense (3), relu, softmax,
+    # conv ×4, depthwise ×3 (dx, dw, db each), max pool ×2, dense (3), relu ×2, softmax,
     # cross-entropy ×2, avg/global pools and dropout (5), batch norm ×3 (3 each),
     # gelu ×2, rescale, the shortcut, label-smoothed cross-entropy ×2.
-    assert len(pairs) == 3 * (4 * 3 + 3 * 3 + 2 + 3 + 1 + 1 + 2 + 5 + 3 * 3 + 2 + 1 + 1 + 2)
+    assert len(pairs) == 3 * (4 * 3 + 3 * 3 + 2 + 3 + 2 + 1 + 2 + 5 + 3 * 3 + 2 + 1 + 1 + 2)
     for error, tolerance in pairs:
         assert error <= tolerance <= 1e-7
 

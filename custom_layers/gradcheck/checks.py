@@ -22,6 +22,7 @@ from custom_layers.gradcheck.pointwise_checks import (
     check_cross_entropy,
     check_gelu,
     check_relu,
+    check_relu_general,
     check_rescale,
     check_softmax,
     check_zero_pad_shortcut,
@@ -190,6 +191,7 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     results["max_pool2d 3x3 stride 2 same"] = check_max_pool2d(rng, 3, 2, "same")
     results["dense"] = check_dense(rng)
     results["relu"] = check_relu(rng)
+    results["relu (slope, clip, threshold)"] = check_relu_general(rng)
     results["gelu"] = check_gelu(rng, approximate=False)
     results["gelu tanh"] = check_gelu(rng, approximate=True)
     results["softmax"] = check_softmax(rng)

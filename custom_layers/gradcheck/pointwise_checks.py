@@ -37,6 +37,22 @@ def check_relu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     return table(["dx"], ours, numeric, stock, [activations.relu_backward(dout, x)], out, dout, (x,))
 
 
+def check_relu_general(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of dx of Keras's relu with all three arguments (slope 0.3, clip 4,
+    threshold 0.5), inputs kept away from its kinks at 0.5, 0 and 4."""
+    args = (0.3, 4.0, 0.5)
+    x = rng.normal(size=(4, 5)) * 3
+    for kink in (0.0, 0.5, 4.0):
+        x[np.abs(x - kink) < 0.1] += 0.2
+    dout = rng.normal(size=x.shape)
+    ours = tf_gradients(lambda t: activations.relu_general(t, *args), (x,), dout)
+    stock = tf_gradients(lambda t: keras.activations.relu(t, *args), (x,), dout)
+    out, cache = activations.relu_general_forward(x, *args)
+    numeric = [numeric_gradient(lambda: activations.relu_general_forward(x, *args)[0], x, dout)]
+    return table(["dx"], ours, numeric, stock, [activations.relu_general_backward(dout, cache)],
+                 out, dout, (x,))
+
+
 def check_cross_entropy(rng: np.random.Generator, from_logits: bool,
                         label_smoothing: float = 0.0) -> Dict[str, Dict[str, float]]:
     """Errors of the sparse cross-entropy's gradient (logits, or clipped probabilities);

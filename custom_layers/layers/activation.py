@@ -15,13 +15,15 @@ class Activation(keras.layers.Activation):
     """An activation function whose gradient is a hand-written op of ``custom_layers.ops``.
 
     A subclass of the stock layer (same argument, config and masking). The
-    activations with a hand-written backward are linear, relu, gelu (exact,
-    Keras's default) and softmax (last axis); any other raises a ValueError
-    when the layer is made, rather than training on TensorFlow's autodiff.
+    activations with a hand-written backward are linear, relu, relu6,
+    leaky_relu (its default slope 0.2), gelu (exact, Keras's default) and
+    softmax (last axis); any other raises a ValueError when the layer is
+    made, rather than training on TensorFlow's autodiff.
 
     Args:
         activation: a name or a ``keras.activations`` function.
-        impl: "tf" (default) or "numpy" (relu and gelu run their NumPy reference).
+        impl: "tf" (default) or "numpy" (relu, relu6, leaky_relu and gelu run
+            their NumPy reference).
 
     Input shape:
         any. Output shape: the input's.

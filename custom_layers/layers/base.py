@@ -78,6 +78,10 @@ def hand_written_activation(activation: Callable, impl: str = "tf") -> Optional[
         return lambda x: x
     if activation is keras.activations.relu:
         return lambda x: ops.relu(x, impl=impl)
+    if activation is keras.activations.relu6:
+        return lambda x: ops.relu_general(x, max_value=6.0, impl=impl)
+    if activation is keras.activations.leaky_relu:  # its default slope, 0.2
+        return lambda x: ops.relu_general(x, negative_slope=0.2, impl=impl)
     if activation is keras.activations.gelu:
         return lambda x: ops.gelu(x, impl=impl)
     if activation is keras.activations.softmax:
@@ -96,4 +100,4 @@ def activate_after_op(layer: keras.layers.Layer, y: tf.Tensor, fused: bool) -> t
 
 def activation_names() -> str:
     """The activations with a hand-written gradient, for error messages."""
-    return "linear, relu, gelu, softmax"
+    return "linear, relu, relu6, leaky_relu, gelu, softmax"

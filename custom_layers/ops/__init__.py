@@ -22,6 +22,8 @@ batch_norm_inference
 dropout                    ``inverted_dropout``         dy times the forward's mask
 relu, gelu, softmax        ``activations``              dy where y > 0; dy (Φ + xφ);
                                                         y ⊙ (dy − Σ dy ⊙ y)
+relu_general               ``activations``              dy on the linear parts (Keras's
+                                                        slope, clip and threshold)
 rescale                    ``rescaling``                dy · scale
 zero_pad_shortcut          ``zero_pad_shortcut``        dy's first channels back at
                                                         the sampled positions
@@ -49,7 +51,7 @@ accumulated in float32 and returned in the weights' dtype; dx comes back in
 x's dtype.
 """
 
-from custom_layers.ops.activations import gelu, relu, softmax
+from custom_layers.ops.activations import gelu, relu, relu_general, softmax
 from custom_layers.ops.affine import dense, sparse_dense
 from custom_layers.ops.average_pooling import avg_pool2d
 from custom_layers.ops.batch_normalization import batch_norm_inference, batch_norm_train
@@ -69,6 +71,6 @@ from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 __all__ = [
     "avg_pool2d", "batch_norm_inference", "batch_norm_train", "conv2d", "dense",
     "depthwise_conv2d", "dropout", "gelu", "global_avg_pool", "global_max_pool", "max_pool2d",
-    "relu", "rescale", "softmax", "sparse_dense", "sparse_probability_cross_entropy",
+    "relu", "relu_general", "rescale", "softmax", "sparse_dense", "sparse_probability_cross_entropy",
     "sparse_softmax_cross_entropy", "spread_kernel", "zero_pad_shortcut",
 ]

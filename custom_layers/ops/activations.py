@@ -1,6 +1,10 @@
 """ReLU, GELU and softmax: the NumPy reference and the TF ops with hand-written gradients.
 
     relu     y = max(x, 0)                 dx = dy where y > 0 (0 at x = 0)
+    relu with Keras's negative_slope a, max_value m, threshold t (``keras.activations.relu``):
+             y = x for t < x (clipped to [0, m]), a (x − t) below t
+                                           dx = dy ([x > t] [0 ≤ x ≤ m] + a [x < t]);
+             relu6 (m = 6, t = 0) passes 0 < x < 6, leaky ReLU (a only) dy · (x > 0 ? 1 : a)
     gelu     y = x Φ(x)                    dx = dy (Φ(x) + x φ(x))
     gelu, approximate: y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³)
                                            dx = dy (½(1 + tanh u) + ½x(1 − tanh²u) u′)
@@ -19,6 +23,7 @@ from typing import Optional
 
 import math
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -37,6 +42,35 @@ def relu_forward(x: np.ndarray):
 def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     """dx = dout where x > 0, else 0 (the subgradient at 0 is taken as 0)."""
     return np.where(cache > 0, dout, 0).astype(dout.dtype)
+
+
+def relu_general_forward(x: np.ndarray, negative_slope: float = 0.0,
+                         max_value: Optional[float] = None, threshold: float = 0.0):
+    """``keras.activations.relu`` with its three arguments. Returns out and the cache (x, arguments)."""
+    out = np.where(x > threshold, x, 0).astype(x.dtype)
+    if max_value is not None:
+        out = np.clip(out, 0, max_value)
+    out = out - negative_slope * np.maximum(threshold - x, 0)
+    return out.astype(x.dtype), (x, negative_slope, max_value, threshold)
+
+
+def relu_general_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx = dout · ([x > t] [0 ≤ x ≤ m] + a [x < t]), with relu6's and leaky ReLU's
+    kinks as TensorFlow's kernels take them (see the module doc)."""
+    x, a, m, t = cache
+    return (dout * _relu_slope_numpy(x, a, m, t)).astype(dout.dtype)
+
+
+def _relu_slope_numpy(x, a, m, t):
+    if a != 0 and m is None and t == 0:
+        return np.where(x > 0, 1.0, a)
+    if t == 0 and m == 6:
+        passes = (x > 0) & (x < 6)
+    else:
+        passes = x > t
+        if m is not None:
+            passes &= (x >= 0) & (x <= m)
+    return passes + a * (x < t)
 
 
 _TANH_SCALE = math.sqrt(2.0 / math.pi)
@@ -118,6 +152,53 @@ def _relu_forward(x: tf.Tensor):
 
 def _relu_backward(dy: tf.Tensor, y: tf.Tensor):
     return (_relu_grad(y, dy),)
+
+
+def relu_general(x: tf.Tensor, negative_slope: float = 0.0, max_value: Optional[float] = None,
+                 threshold: float = 0.0, impl: str = "tf") -> tf.Tensor:
+    """``keras.activations.relu(x, negative_slope, max_value, threshold)`` with a
+    hand-written gradient (module doc); the plain rectifier is ``relu``."""
+    impl = normalize_impl(impl)
+    x = tf.convert_to_tensor(x)
+    if impl == "numpy":
+        args = (negative_slope, max_value, threshold)
+        return numpy_op(
+            "relu_general_numpy",
+            lambda xa: relu_general_forward(xa, *args)[0],
+            lambda dy, xa: [relu_general_backward(dy, (xa, *args))],
+            x.shape, [x],
+        )
+
+    def forward(x):
+        # Keras's own expression, so the values are stock's bit for bit.
+        return keras.activations.relu(x, negative_slope, max_value, threshold), x
+
+    def backward(dy, x):
+        return (_relu_general_grad(x, dy, float(negative_slope),
+                                   None if max_value is None else float(max_value),
+                                   float(threshold)),)
+
+    return hand_written_op(forward, backward, x)
+
+
+@tf.function(jit_compile=True)
+def _relu_general_grad(x, dy, a: float, m: Optional[float], t: float):
+    # Constants in x's dtype, as Keras compares them (0.1 is not 0.1 in bfloat16).
+    def const(v):
+        return tf.constant(v, x.dtype)
+    if a != 0 and m is None and t == 0:
+        # tf.nn.leaky_relu holds its slope as a float32 attribute: the forward's slope.
+        return dy * tf.where(x > 0, const(1.0), const(float(np.float32(a))))
+    if t == 0 and m == 6:
+        passes = (x > 0) & (x < 6)
+    else:
+        passes = x > const(t)
+        if m is not None:
+            passes &= (x >= 0) & (x <= const(m))
+    slope = tf.cast(passes, dy.dtype)
+    if a != 0:
+        slope += tf.cast(x < const(t), dy.dtype) * const(a)
+    return dy * slope
 
 
 def gelu(x: tf.Tensor, approximate: bool = False, impl: str = "tf") -> tf.Tensor:
