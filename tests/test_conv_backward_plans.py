@@ -118,8 +118,11 @@ def test_the_plan_follows_its_rules():
     assert plan((16, 14, 14, 256), 256, 3, 1) == ("full", "taps")  # large products
     assert plan((256, 16, 16, 64), 128, 3, 1) == ("full", "conv")  # small products
     assert plan((128, 8, 8, 128), 128, 3, 1) == ("full", "conv")  # 8x8: grid 56% larger
-    assert plan((16, 14, 14, 256), 256, 3, 1, tf.bfloat16)[1] == "conv"
-    assert plan((16, 56, 56, 64), 64, 3, 1, tf.bfloat16)[1] == "taps"
+    # bfloat16 at stride 1: taps always (the dw convolution was wrong on AMX).
+    assert plan((16, 14, 14, 256), 256, 3, 1, tf.bfloat16)[1] == "taps"
+    assert plan((16, 32, 32, 16), 16, 3, 1, tf.bfloat16)[1] == "taps"
+    assert plan((16, 14, 14, 256), 256, 3, 1, tf.float16)[1] == "conv"
+    assert plan((16, 56, 56, 64), 64, 3, 1, tf.float16)[1] == "taps"
     # The dw convolution's batch chunks hold <= 8 KB of dy per output channel.
     pads = spatial_padding((14, 14), (5, 5), (1, 1), "same")
     for dtype, per_chunk in ((tf.float32, 10), (tf.bfloat16, 20)):
