@@ -49,7 +49,8 @@ def test_activation_layer_equals_stock_in_float64(float64, activation):
 
 
 def test_activation_layer_refuses_activations_without_a_hand_written_backward():
-    with pytest.raises(ValueError, match="hand-written backwards for linear, relu, relu6, leaky_relu, gelu, softmax"):
+    with pytest.raises(ValueError, match="hand-written backwards for linear, relu, relu6, "
+                                         "leaky_relu, gelu, softmax"):
         custom_layers.Activation("tanh")
     with pytest.raises(ValueError, match="hand-written backwards"):
         custom_layers.Activation(lambda x: x * 2)
@@ -168,11 +169,11 @@ def test_relu_layer_with_arguments_equals_stock_and_backpropagates_by_hand(float
 def test_relu6_and_leaky_relu_activations_equal_stock(float64, activation):
     x = _relu_inputs(6.0, 0.0)
     dy = np.random.default_rng(6).normal(size=x.shape)
-    for layer in (custom_layers.Activation, lambda a: custom_layers.Dense(
-            x.shape[1], activation=a, kernel_initializer="identity")):
-        stock_layer = keras.layers.Activation if layer is custom_layers.Activation else (
-            lambda a: keras.layers.Dense(x.shape[1], activation=a, kernel_initializer="identity"))
-        ours = _value_and_grad(layer(activation), x, dy)
-        stock = _value_and_grad(stock_layer(activation), x, dy)
+    dense = dict(units=x.shape[1], activation=activation, kernel_initializer="identity")
+    for ours_layer, stock_layer in ((custom_layers.Activation(activation),
+                                     keras.layers.Activation(activation)),
+                                    (custom_layers.Dense(**dense), keras.layers.Dense(**dense))):
+        ours = _value_and_grad(ours_layer, x, dy)
+        stock = _value_and_grad(stock_layer, x, dy)
         for a, b in zip(ours, stock):
             np.testing.assert_array_equal(a, b)

@@ -31,7 +31,5 @@ class ReLU(keras.layers.ReLU):
     """
 
     def call(self, inputs):
-        x = cast_real_inputs(self, inputs)
-        if self.max_value is None and self.negative_slope == 0 and self.threshold == 0:
-            return ops.relu(x)
-        return ops.relu_general(x, self.negative_slope, self.max_value, self.threshold)
+        return ops.relu_general(cast_real_inputs(self, inputs), self.negative_slope,
+                                self.max_value, self.threshold)

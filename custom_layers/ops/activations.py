@@ -47,7 +47,7 @@ def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
 def relu_general_forward(x: np.ndarray, negative_slope: float = 0.0,
                          max_value: Optional[float] = None, threshold: float = 0.0):
     """``keras.activations.relu`` with its three arguments. Returns out and the cache (x, arguments)."""
-    out = np.where(x > threshold, x, 0).astype(x.dtype)
+    out = np.where(x > threshold, x, 0)
     if max_value is not None:
         out = np.clip(out, 0, max_value)
     out = out - negative_slope * np.maximum(threshold - x, 0)
@@ -157,9 +157,11 @@ def _relu_backward(dy: tf.Tensor, y: tf.Tensor):
 def relu_general(x: tf.Tensor, negative_slope: float = 0.0, max_value: Optional[float] = None,
                  threshold: float = 0.0, impl: str = "tf") -> tf.Tensor:
     """``keras.activations.relu(x, negative_slope, max_value, threshold)`` with a
-    hand-written gradient (module doc); the plain rectifier is ``relu``."""
+    hand-written gradient (module doc); at the defaults, ``relu`` itself."""
     impl = normalize_impl(impl)
     x = tf.convert_to_tensor(x)
+    if negative_slope == 0 and max_value is None and threshold == 0:
+        return relu(x, impl)
     if impl == "numpy":
         args = (negative_slope, max_value, threshold)
         return numpy_op(

@@ -59,12 +59,13 @@ _THIN_CHANNELS = 8
 # "taps" multiplies over the padded grid, so it wastes (grid area / output
 # area - 1) of its work on zeros, and its products are C x F: it beat "conv"
 # in float32 where the waste is small and the products are large (C and F
-# both >= 128) or many (maps of >= 1024 pixels). Under bfloat16, "conv"
-# with bfloat16 operands kept up except on large maps.
+# both >= 128) or many (maps of >= 1024 pixels). Under float16 (operands
+# widened to float32), "conv" kept up except on large maps. bfloat16 always
+# takes "taps" at stride 1: its "conv" gave wrong dw on AMX (_choose_method).
 _TAPS_MAX_GRID_RATIO = 1.35
 _TAPS_MIN_CHANNELS = 128
 _TAPS_MIN_AREA = 1024
-_TAPS_MIN_AREA_LOW_PRECISION = 2048
+_TAPS_MIN_AREA_FLOAT16 = 2048
 
 
 def operand_dtype(dtype: tf.DType) -> tf.DType:
@@ -97,7 +98,7 @@ def _choose_method(x_shape, filters, kernel_hw, spans, strides, out_hw, dtype: t
         # ~100% normwise on an AMX Xeon (16x32x32x16, batch chunks of 4): taps only.
         return "taps"
     if dtype == tf.float16:
-        return "taps" if area >= _TAPS_MIN_AREA_LOW_PRECISION else "conv"
+        return "taps" if area >= _TAPS_MIN_AREA_FLOAT16 else "conv"
     large = min(x_shape[3], filters) >= _TAPS_MIN_CHANNELS or area >= _TAPS_MIN_AREA
     return "taps" if grid <= _TAPS_MAX_GRID_RATIO * area and large else "conv"
 
