@@ -2,7 +2,7 @@
 
 ``from custom_layers import Conv2D, MaxPooling2D, Dense, BatchNormalization,
 AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, DepthwiseConv2D,
-Dropout, ReLU, Activation, Rescaling`` gives drop-in replacements for the
+Dropout, ReLU, LeakyReLU, ELU, PReLU, Softmax, Activation, Rescaling`` gives drop-in replacements for the
 ``keras.layers`` namesakes (plus ``ZeroPadShortcut``, ResNet's option-A shortcut).
 Importing the package registers them as Keras serializables, so
 ``keras.models.load_model`` reads models that use them without
@@ -32,18 +32,22 @@ from custom_layers.layers import (
     Dense,
     DepthwiseConv2D,
     Dropout,
+    ELU,
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
+    LeakyReLU,
     MaxPool2D,
     MaxPooling2D,
+    PReLU,
     ReLU,
     Rescaling,
+    Softmax,
     ZeroPadShortcut,
 )
 from custom_layers.losses import SparseCategoricalCrossentropy
 from custom_layers.swap import swap_layers
 
 __all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
-           "DepthwiseConv2D", "Dropout", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-           "MaxPool2D", "MaxPooling2D", "ReLU", "Rescaling", "SparseCategoricalCrossentropy",
-           "ZeroPadShortcut", "ops", "reference", "swap_layers"]
+           "DepthwiseConv2D", "Dropout", "ELU", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+           "LeakyReLU", "MaxPool2D", "MaxPooling2D", "PReLU", "ReLU", "Rescaling", "Softmax",
+           "SparseCategoricalCrossentropy", "ZeroPadShortcut", "ops", "reference", "swap_layers"]

@@ -12,9 +12,12 @@ features, M output features. Output sizes follow TensorFlow's padding rule
 (``custom_layers.ops.shapes``).
 """
 
-from custom_layers.ops.activations import (
-    relu_backward,
-    relu_forward,
+from custom_layers.ops.activations import relu_backward, relu_forward
+from custom_layers.ops.pointwise import pointwise_backward, pointwise_forward
+from custom_layers.ops.parametric_relu import prelu_backward, prelu_forward
+from custom_layers.ops.normalized_exponential import (
+    log_softmax_backward,
+    log_softmax_forward,
     softmax_backward,
     softmax_forward,
 )
@@ -68,6 +71,8 @@ __all__ = [
     "depthwise_conv2d_forward", "depthwise_conv2d_forward_naive", "dropout_backward",
     "dropout_forward", "global_pool_backward", "global_pool_forward", "max_pool2d_backward",
     "max_pool2d_backward_naive", "max_pool2d_forward", "max_pool2d_forward_naive",
+    "log_softmax_backward", "log_softmax_forward", "pointwise_backward", "pointwise_forward",
+    "prelu_backward", "prelu_forward",
     "probability_loss", "relu_backward", "relu_forward", "softmax_backward",
     "softmax_forward", "softmax_loss",
 ]

@@ -6,16 +6,21 @@ from typing import Dict, List
 
 import keras
 
+from custom_layers.layers.activation import Activation
 from custom_layers.layers.average_pooling2d import AveragePooling2D
 from custom_layers.layers.batch_normalization import BatchNormalization
 from custom_layers.layers.conv2d import Conv2D
 from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.layers.dropout import Dropout
+from custom_layers.layers.elu import ELU
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.leaky_relu import LeakyReLU
 from custom_layers.layers.max_pooling2d import MaxPooling2D
+from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
+from custom_layers.layers.softmax import Softmax
 
 # Exact stock classes only: a user's subclass of a stock layer has its own call.
 TWINS: Dict[type, type] = {
@@ -29,6 +34,11 @@ TWINS: Dict[type, type] = {
     keras.layers.Dropout: Dropout,
     keras.layers.DepthwiseConv2D: DepthwiseConv2D,
     keras.layers.ReLU: ReLU,
+    keras.layers.LeakyReLU: LeakyReLU,
+    keras.layers.ELU: ELU,
+    keras.layers.PReLU: PReLU,
+    keras.layers.Softmax: Softmax,
+    keras.layers.Activation: Activation,
 }
 
 
@@ -73,6 +83,9 @@ def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Mod
                              "custom_layers classes, or pass keep_unsupported=True")
         kept.extend(f"{layer.name}/{sub.name}" for sub in hidden)
         config = layer.get_config()
+        if callable(getattr(layer, "activation", None)) and "activation" in config:
+            # The function itself, not its serialization: a lambda would not deserialize.
+            config["activation"] = layer.activation
         twin = TWINS.get(type(layer))
         if twin is not None:
             try:

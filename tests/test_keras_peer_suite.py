@@ -20,25 +20,33 @@ TEST_FILES = [
     "normalization/batch_normalization_test.py", "pooling/average_pooling_test.py",
     "pooling/global_average_pooling_test.py", "pooling/global_max_pooling_test.py",
     "regularization/dropout_test.py", "convolutional/depthwise_conv_test.py",
-    "activations/activation_test.py",
+    # The activation layers' files are small: one process for all of them.
+    ("activations/activation_test.py", "activations/relu_test.py",
+     "activations/leaky_relu_test.py", "activations/elu_test.py",
+     "activations/prelu_test.py", "activations/softmax_test.py"),
 ]
 # preprocessing/rescaling_test.py imports grain, which the requirements do not
 # install: Rescaling is checked against stock in tests/test_pointwise_layers.py.
 OUT_OF_SCOPE = ("not quantiz and not lora and not float8 and not int4 and not int8 and not gptq "
                 "and not awq")
+
+
 def _run(swap: bool, folder):
-    """{nodeid: outcome entry} of every selected file, one process per file, so that a
-    crash of TensorFlow inside one file (stock ``dense_test.py`` segfaults under
-    ``ONEDNN_MAX_CPU_ISA=AVX2``) loses only that file's remaining cases."""
+    """{nodeid: outcome entry} of every selected file, one process per entry of
+    ``TEST_FILES``, so that a crash of TensorFlow inside one file (stock
+    ``dense_test.py`` segfaults under ``ONEDNN_MAX_CPU_ISA=AVX2``) loses only
+    that process's remaining cases."""
     merged, crashed = {}, []
-    for name in TEST_FILES:
-        report = folder / f"{'ours' if swap else 'stock'}-{name.replace('/', '-')}.json"
+    for entry in TEST_FILES:
+        files = [entry] if isinstance(entry, str) else list(entry)
+        name = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} files)"
+        report = folder / f"{'ours' if swap else 'stock'}-{files[0].replace('/', '-')}.json"
         env = dict(os.environ, KERAS_PEER_SWAP="1" if swap else "0",
                    KERAS_PEER_REPORT=str(report), PYTHONPATH=ROOT)
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "tests.keras_peer.plugin",
              "-p", "no:cacheprovider", "-p", "no:warnings", "-o", "addopts=", "--rootdir",
-             KERAS_LAYERS, "-k", OUT_OF_SCOPE, os.path.join(KERAS_LAYERS, name)],
+             KERAS_LAYERS, "-k", OUT_OF_SCOPE, *[os.path.join(KERAS_LAYERS, f) for f in files]],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
         if result.returncode < 0:
             crashed.append(f"{name} (signal {-result.returncode})")

@@ -13,14 +13,7 @@ from custom_layers.ops import activations
 from custom_layers.ops.zero_pad_shortcut import (zero_pad_shortcut_backward,
                                                  zero_pad_shortcut_forward)
 from tests.graph_walk import tf_generated_gradients
-
-
-def _value_and_grad(f, x, dy):
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = f(x)
-    return y.numpy(), tape.gradient(y, x, tf.constant(dy)).numpy()
+from tests.tape import value_and_grad as _value_and_grad
 
 
 @pytest.mark.parametrize("approximate", [False, True])
@@ -50,8 +43,8 @@ def test_activation_layer_equals_stock_in_float64(float64, activation):
 
 def test_activation_layer_refuses_activations_without_a_hand_written_backward():
     with pytest.raises(ValueError, match="hand-written backwards for linear, relu, relu6, "
-                                         "leaky_relu, gelu, softmax"):
-        custom_layers.Activation("tanh")
+                                         "leaky_relu, gelu, softmax, log_softmax, sigmoid"):
+        custom_layers.Activation("sparsemax")
     with pytest.raises(ValueError, match="hand-written backwards"):
         custom_layers.Activation(lambda x: x * 2)
 

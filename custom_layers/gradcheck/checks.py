@@ -19,8 +19,11 @@ from custom_layers.gradcheck.measure import (
     tf_gradients,
 )
 from custom_layers.gradcheck.pointwise_checks import (
+    check_activation,
     check_cross_entropy,
     check_gelu,
+    check_log_softmax,
+    check_prelu,
     check_relu,
     check_relu_general,
     check_rescale,
@@ -35,6 +38,7 @@ from custom_layers.ops import convolution as conv
 from custom_layers.ops import depthwise_convolution as depthwise
 from custom_layers.ops import global_pooling, inverted_dropout
 from custom_layers.ops import max_pooling as max_pool
+from custom_layers.ops import pointwise
 
 
 def check_conv2d(rng: np.random.Generator, strides=1, padding="same") -> Dict[str, Dict[str, float]]:
@@ -195,6 +199,12 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     results["gelu"] = check_gelu(rng, approximate=False)
     results["gelu tanh"] = check_gelu(rng, approximate=True)
     results["softmax"] = check_softmax(rng)
+    results["log_softmax axis 1"] = check_log_softmax(rng)
+    for name, rule in pointwise.RULES.items():
+        if rule.keras_fn.__name__ == name:  # not an alias
+            results[name] = check_activation(rng, name)
+    results["elu alpha 0.5"] = check_activation(rng, "elu", alpha=0.5)
+    results["prelu shared axis 1"] = check_prelu(rng)
     results["rescale"] = check_rescale(rng)
     results["zero_pad_shortcut stride 2"] = check_zero_pad_shortcut(rng)
     results["cross-entropy from logits"] = check_cross_entropy(rng, True)

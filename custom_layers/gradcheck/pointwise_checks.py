@@ -19,6 +19,9 @@ from custom_layers.gradcheck.measure import (
     tf_gradients,
 )
 from custom_layers.ops import activations, rescaling
+from custom_layers.ops import pointwise
+from custom_layers.ops import parametric_relu as prelu_ops
+from custom_layers.ops import normalized_exponential as softmax_ops
 from custom_layers.ops import zero_pad_shortcut as shortcut_ops  # noqa: F401
 from custom_layers.ops.zero_pad_shortcut import (zero_pad_shortcut_backward,
                                                  zero_pad_shortcut_forward)
@@ -90,13 +93,64 @@ def check_softmax(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
     """Errors of softmax's dz (NumPy: y ⊙ (dy − Σ dy ⊙ y))."""
     z = rng.normal(size=(4, 6))
     dout = rng.normal(size=z.shape)
-    y, cache = activations.softmax_forward(z)
-    numpy_grad = activations.softmax_backward(dout, cache)
-    ours = tf_gradients(activations.softmax, (z,), dout)
+    y, cache = softmax_ops.softmax_forward(z)
+    numpy_grad = softmax_ops.softmax_backward(dout, cache)
+    ours = tf_gradients(softmax_ops.softmax, (z,), dout)
     stock = tf_gradients(tf.nn.softmax, (z,), dout)
-    numeric = [numeric_gradient(lambda: activations.softmax_forward(z)[0], z, dout, CURVED_STEP)]
+    numeric = [numeric_gradient(lambda: softmax_ops.softmax_forward(z)[0], z, dout, CURVED_STEP)]
     return table(["dz"], ours, numeric, stock, [numpy_grad], y, dout, (z,), CURVED_NUMERIC_BOUND)
 
+
+
+# Where the piecewise rules change branch: inputs are kept 0.1 away from them.
+KINKS = (-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0)
+
+
+def _away_from_kinks(x: np.ndarray) -> np.ndarray:
+    for kink in KINKS:
+        x[np.abs(x - kink) < 0.1] += 0.2
+    return x
+
+
+def check_activation(rng: np.random.Generator, name: str, **params) -> Dict[str, Dict[str, float]]:
+    """Errors of dx of one elementwise rule of ``ops.pointwise`` against TensorFlow's
+    autodiff of Keras's function (inputs away from the kinks)."""
+    x = _away_from_kinks(rng.normal(size=(4, 5)) * 2)
+    dout = rng.normal(size=x.shape)
+    ours = tf_gradients(lambda t: pointwise.activation(name, t, **params), (x,), dout)
+    stock = tf_gradients(lambda t: pointwise.RULES[name].keras_fn(t, **params), (x,), dout)
+    out, cache = pointwise.pointwise_forward(name, x, **params)
+    numeric = [numeric_gradient(lambda: pointwise.pointwise_forward(name, x, **params)[0], x,
+                                dout, CURVED_STEP)]
+    return table(["dx"], ours, numeric, stock, [pointwise.pointwise_backward(name, dout, cache)],
+                 out, dout, (x,), CURVED_NUMERIC_BOUND)
+
+
+def check_log_softmax(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of log-softmax's dz over axis 1 of a 3-D input (NumPy: dy − e^y Σ dy)."""
+    z = rng.normal(size=(2, 5, 3))
+    dout = rng.normal(size=z.shape)
+    y, cache = softmax_ops.log_softmax_forward(z, axis=1)
+    ours = tf_gradients(lambda t: softmax_ops.log_softmax(t, 1), (z,), dout)
+    stock = tf_gradients(lambda t: tf.nn.log_softmax(t, axis=1), (z,), dout)
+    numeric = [numeric_gradient(lambda: softmax_ops.log_softmax_forward(z, 1)[0], z, dout,
+                                CURVED_STEP)]
+    return table(["dz"], ours, numeric, stock, [softmax_ops.log_softmax_backward(dout, cache)],
+                 y, dout, (z,), CURVED_NUMERIC_BOUND)
+
+
+def check_prelu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of PReLU's dx and dα, α shared over the second axis (Keras's expression as stock)."""
+    x = _away_from_kinks(rng.normal(size=(3, 4, 5)))
+    alpha = rng.normal(size=(1, 5)) * 0.3
+    dout = rng.normal(size=x.shape)
+    ours = tf_gradients(prelu_ops.prelu, (x, alpha), dout)
+    stock = tf_gradients(lambda t, a: tf.nn.relu(t) - a * tf.nn.relu(-t), (x, alpha), dout)
+    out, cache = prelu_ops.prelu_forward(x, alpha)
+    numeric = [numeric_gradient(lambda: prelu_ops.prelu_forward(x, alpha)[0], v, dout)
+               for v in (x, alpha)]
+    return table(["dx", "dalpha"], ours, numeric, stock,
+                 list(prelu_ops.prelu_backward(dout, cache)), out, dout, (x, alpha))
 
 def check_gelu(rng: np.random.Generator, approximate: bool) -> Dict[str, Dict[str, float]]:
     """Errors of gelu's dx (exact or tanh form) against TensorFlow's autodiff of the same function."""

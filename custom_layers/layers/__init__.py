@@ -13,13 +13,18 @@ from custom_layers.layers.conv2d import Conv2D
 from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.layers.dropout import Dropout
+from custom_layers.layers.elu import ELU
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.leaky_relu import LeakyReLU
 from custom_layers.layers.max_pooling2d import MaxPool2D, MaxPooling2D
+from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
 from custom_layers.layers.rescaling import Rescaling
+from custom_layers.layers.softmax import Softmax
 from custom_layers.layers.zero_pad_shortcut import ZeroPadShortcut
 
 __all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
-           "DepthwiseConv2D", "Dropout", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-           "MaxPool2D", "MaxPooling2D", "ReLU", "Rescaling", "ZeroPadShortcut"]
+           "DepthwiseConv2D", "Dropout", "ELU", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+           "LeakyReLU", "MaxPool2D", "MaxPooling2D", "PReLU", "ReLU", "Rescaling", "Softmax",
+           "ZeroPadShortcut"]

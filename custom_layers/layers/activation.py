@@ -14,15 +14,18 @@ from custom_layers.ops.custom_op import normalize_impl
 class Activation(keras.layers.Activation):
     """An activation function whose gradient is a hand-written op of ``custom_layers.ops``.
 
-    A subclass of the stock layer (same argument, config and masking). The
-    activations with a hand-written backward are linear, relu, relu6,
-    leaky_relu (its default slope 0.2), gelu (exact, Keras's default) and
-    softmax (last axis); any other raises a ValueError when the layer is
-    made, rather than training on TensorFlow's autodiff.
+    A subclass of the stock layer (same argument, config and masking). Every
+    activation ``keras.activations`` names has a hand-written backward except
+    glu, sparsemax and threshold: relu, relu6, leaky_relu (its default slope
+    0.2), gelu (exact, Keras's default), softmax and log_softmax (last axis),
+    linear, and the elementwise rules of ``custom_layers.ops.pointwise``
+    (sigmoid, tanh, elu, selu, silu/swish, hard_silu, softplus, ...). Any
+    other (a user's function) raises a ValueError when the layer is made,
+    rather than training on TensorFlow's autodiff.
 
     Args:
         activation: a name or a ``keras.activations`` function.
-        impl: "tf" (default) or "numpy" (relu, relu6, leaky_relu and gelu run
+        impl: "tf" (default) or "numpy" (all but softmax and log_softmax run
             their NumPy reference).
 
     Input shape:

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
+from custom_layers.ops import pointwise
 
 
 def refuse_lora(layer_name: str, kwargs: Dict[str, Any]) -> None:
@@ -86,6 +87,11 @@ def hand_written_activation(activation: Callable, impl: str = "tf") -> Optional[
         return lambda x: ops.gelu(x, impl=impl)
     if activation is keras.activations.softmax:
         return ops.softmax  # over the last axis, Keras's default (TF ops for either impl)
+    if activation is keras.activations.log_softmax:
+        return ops.log_softmax
+    name = pointwise.rule_name(activation)
+    if name is not None:
+        return lambda x: ops.activation(name, x, impl=impl)
     return None
 
 
@@ -100,4 +106,5 @@ def activate_after_op(layer: keras.layers.Layer, y: tf.Tensor, fused: bool) -> t
 
 def activation_names() -> str:
     """The activations with a hand-written gradient, for error messages."""
-    return "linear, relu, relu6, leaky_relu, gelu, softmax"
+    return ", ".join(["linear", "relu", "relu6", "leaky_relu", "gelu", "softmax", "log_softmax",
+                      *pointwise.RULES])

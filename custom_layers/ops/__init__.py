@@ -20,10 +20,15 @@ dense, sparse_dense        ``affine``                   dx = dy·wᵀ, dw = xᵀ
 batch_norm_train,          ``batch_normalization``      the compact closed form
 batch_norm_inference
 dropout                    ``inverted_dropout``         dy times the forward's mask
-relu, gelu, softmax        ``activations``              dy where y > 0; dy (Φ + xφ);
-                                                        y ⊙ (dy − Σ dy ⊙ y)
+relu, gelu                 ``activations``              dy where y > 0; dy (Φ + xφ)
 relu_general               ``activations``              dy on the linear parts (Keras's
                                                         slope, clip and threshold)
+activation                 ``pointwise``                dy · f′ for Keras's other
+                                                        elementwise activations, one
+                                                        rule each (sigmoid, elu, ...)
+softmax, log_softmax       ``normalized_exponential``   y ⊙ (dy − Σ dy ⊙ y);
+                                                        dy − e^y Σ dy
+prelu                      ``parametric_relu``          α dy below 0; dα = Σ dy·min(x, 0)
 rescale                    ``rescaling``                dy · scale
 zero_pad_shortcut          ``zero_pad_shortcut``        dy's first channels back at
                                                         the sampled positions
@@ -51,7 +56,7 @@ accumulated in float32 and returned in the weights' dtype; dx comes back in
 x's dtype.
 """
 
-from custom_layers.ops.activations import gelu, relu, relu_general, softmax
+from custom_layers.ops.activations import gelu, relu, relu_general
 from custom_layers.ops.affine import dense, sparse_dense
 from custom_layers.ops.average_pooling import avg_pool2d
 from custom_layers.ops.batch_normalization import batch_norm_inference, batch_norm_train
@@ -65,12 +70,16 @@ from custom_layers.ops.depthwise_convolution import depthwise_conv2d
 from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool
 from custom_layers.ops.inverted_dropout import dropout
 from custom_layers.ops.max_pooling import max_pool2d
+from custom_layers.ops.normalized_exponential import log_softmax, softmax
+from custom_layers.ops.parametric_relu import prelu
+from custom_layers.ops.pointwise import activation
 from custom_layers.ops.rescaling import rescale
 from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 
 __all__ = [
-    "avg_pool2d", "batch_norm_inference", "batch_norm_train", "conv2d", "dense",
-    "depthwise_conv2d", "dropout", "gelu", "global_avg_pool", "global_max_pool", "max_pool2d",
-    "relu", "relu_general", "rescale", "softmax", "sparse_dense", "sparse_probability_cross_entropy",
-    "sparse_softmax_cross_entropy", "spread_kernel", "zero_pad_shortcut",
+    "activation", "avg_pool2d", "batch_norm_inference", "batch_norm_train", "conv2d", "dense",
+    "depthwise_conv2d", "dropout", "gelu", "global_avg_pool", "global_max_pool", "log_softmax",
+    "max_pool2d", "prelu", "relu", "relu_general", "rescale", "softmax",
+    "sparse_dense", "sparse_probability_cross_entropy", "sparse_softmax_cross_entropy",
+    "spread_kernel", "zero_pad_shortcut",
 ]

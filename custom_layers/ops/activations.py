@@ -1,4 +1,4 @@
-"""ReLU, GELU and softmax: the NumPy reference and the TF ops with hand-written gradients.
+"""ReLU and GELU: the NumPy reference and the TF ops with hand-written gradients.
 
     relu     y = max(x, 0)                 dx = dy where y > 0 (0 at x = 0)
     relu with Keras's negative_slope a, max_value m, threshold t (``keras.activations.relu``):
@@ -8,7 +8,6 @@
     gelu     y = x Φ(x)                    dx = dy (Φ(x) + x φ(x))
     gelu, approximate: y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³)
                                            dx = dy (½(1 + tanh u) + ½x(1 − tanh²u) u′)
-    softmax  y = e^z / Σ e^z (last axis)   dz = y ⊙ (dy − Σ dy ⊙ y)
 
 Φ and φ are the standard normal's distribution and density; the two GELU
 forms are ``keras.activations.gelu``'s (``approximate=False`` / ``True``).
@@ -101,19 +100,6 @@ def gelu_backward(dout: np.ndarray, cache) -> np.ndarray:
     else:
         slope = 0.5 * (1 + _erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x ** 2) / math.sqrt(2 * math.pi)
     return (dout * slope).astype(dout.dtype)
-
-
-def softmax_forward(z: np.ndarray):
-    """Softmax over the last axis (max subtracted first). Returns out (like z) and the cache (out)."""
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    y = e / e.sum(axis=-1, keepdims=True)
-    return y, y
-
-
-def softmax_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
-    """dz = y ⊙ (dout − Σ dout ⊙ y) over the last axis."""
-    y = cache
-    return y * (dout - (dout * y).sum(axis=-1, keepdims=True))
 
 
 # ----------------------------------------------------------------------------
@@ -258,27 +244,3 @@ def activate_numpy(y: tf.Tensor, activation: Optional[str]) -> tf.Tensor:
     """``activate`` for ``impl="numpy"``: the reference ReLU as its own op."""
     return relu(y, impl="numpy") if activation == "relu" else y
 
-
-def softmax(z: tf.Tensor) -> tf.Tensor:
-    """Softmax over the last axis with a hand-written gradient: dz = y ⊙ (dy − Σ dy ⊙ y).
-
-    In a graph the output carries its logits as ``_keras_logits``, as Keras's
-    own softmax does, so cross-entropy losses can start from the logits.
-    """
-    z = tf.convert_to_tensor(z)
-
-    y = hand_written_op(_softmax_forward, _softmax_backward, z)
-    try:
-        y._keras_logits = z
-    except AttributeError:  # eager tensors take no attributes (nor does Keras's softmax)
-        pass
-    return y
-
-
-def _softmax_forward(z: tf.Tensor):
-    y = tf.nn.softmax(z)
-    return y, y
-
-
-def _softmax_backward(dy: tf.Tensor, y: tf.Tensor):
-    return (y * (dy - tf.reduce_sum(dy * y, axis=-1, keepdims=True)),)

@@ -1,8 +1,10 @@
 """A pytest plugin that runs Keras's own layer tests with the hand-written twins swapped in.
 
 Keras's test modules (``keras/src/layers/**/*_test.py``) reach every layer
-through their module-level ``layers`` import. After collection this plugin
-replaces that name in each test module with a proxy which hands out
+through a module-level import of ``keras.src.layers`` or of the layer's own
+module (``from keras.src.layers.activations import elu``, then ``elu.ELU``).
+After collection this plugin replaces each such name in each test module
+with a proxy which hands out
 ``custom_layers`` classes for the layers that have a hand-written twin (when
 ``KERAS_PEER_SWAP=1``) and stock classes for everything else. In both modes
 it records which tests asked for a twinned layer, and writes
@@ -14,20 +16,22 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from typing import Dict
 
 import pytest
 
 TWIN_NAMES = ("Conv2D", "Dense", "MaxPooling2D", "MaxPool2D", "BatchNormalization",
               "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-              "Dropout", "DepthwiseConv2D", "Activation")
+              "Dropout", "DepthwiseConv2D", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
+              "Softmax")
 
 _results: Dict[str, Dict[str, object]] = {}
 _current = {"nodeid": None}
 
 
 class _LayersProxy:
-    """Stands for ``keras.src.layers`` inside a test module."""
+    """Stands for ``keras.src.layers`` (or one of its modules) inside a test module."""
 
     def __init__(self, stock, swap: bool):
         self._stock, self._swap = stock, swap
@@ -46,9 +50,10 @@ def pytest_collection_modifyitems(session, config, items):
     swap = os.environ.get("KERAS_PEER_SWAP") == "1"
     for item in items:
         module = getattr(item, "module", None)
-        stock = getattr(module, "layers", None)
-        if stock is not None and not isinstance(stock, _LayersProxy):
-            module.layers = _LayersProxy(stock, swap)
+        for name, value in list(vars(module).items()) if module is not None else ():
+            if (isinstance(value, types.ModuleType)
+                    and value.__name__.startswith("keras.src.layers")):
+                setattr(module, name, _LayersProxy(value, swap))
 
 
 @pytest.hookimpl(tryfirst=True)
