@@ -2,7 +2,8 @@
 
 ``from custom_layers import Conv2D, MaxPooling2D, Dense, BatchNormalization,
 AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, DepthwiseConv2D,
-Dropout, ReLU, LeakyReLU, ELU, PReLU, Softmax, Activation, Rescaling`` gives drop-in replacements for the
+Dropout, ReLU, LeakyReLU, ELU, PReLU, Softmax, Activation, Rescaling,
+SeparableConv2D, LayerNormalization`` gives drop-in replacements for the
 ``keras.layers`` namesakes (plus ``ZeroPadShortcut``, ResNet's option-A shortcut).
 Importing the package registers them as Keras serializables, so
 ``keras.models.load_model`` reads models that use them without
@@ -35,12 +36,14 @@ from custom_layers.layers import (
     ELU,
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
+    LayerNormalization,
     LeakyReLU,
     MaxPool2D,
     MaxPooling2D,
     PReLU,
     ReLU,
     Rescaling,
+    SeparableConv2D,
     Softmax,
     ZeroPadShortcut,
 )
@@ -49,5 +52,6 @@ from custom_layers.swap import swap_layers
 
 __all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
            "DepthwiseConv2D", "Dropout", "ELU", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-           "LeakyReLU", "MaxPool2D", "MaxPooling2D", "PReLU", "ReLU", "Rescaling", "Softmax",
-           "SparseCategoricalCrossentropy", "ZeroPadShortcut", "ops", "reference", "swap_layers"]
+           "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling2D", "PReLU", "ReLU", "Rescaling",
+           "SeparableConv2D", "Softmax", "SparseCategoricalCrossentropy", "ZeroPadShortcut", "ops",
+           "reference", "swap_layers"]

@@ -46,6 +46,7 @@ from custom_layers.ops.depthwise_convolution import (
     depthwise_conv2d_forward_naive,
 )
 from custom_layers.ops.inverted_dropout import dropout_backward, dropout_forward
+from custom_layers.ops.layer_normalization import layer_norm_backward, layer_norm_forward
 from custom_layers.ops.cross_entropy import probability_loss, softmax_loss
 from custom_layers.ops.global_pooling import global_pool_backward, global_pool_forward
 from custom_layers.ops.max_pooling import (
@@ -71,7 +72,7 @@ __all__ = [
     "depthwise_conv2d_forward", "depthwise_conv2d_forward_naive", "dropout_backward",
     "dropout_forward", "global_pool_backward", "global_pool_forward", "max_pool2d_backward",
     "max_pool2d_backward_naive", "max_pool2d_forward", "max_pool2d_forward_naive",
-    "log_softmax_backward", "log_softmax_forward", "pointwise_backward", "pointwise_forward",
+    "layer_norm_backward", "layer_norm_forward", "log_softmax_backward", "log_softmax_forward", "pointwise_backward", "pointwise_forward",
     "prelu_backward", "prelu_forward",
     "probability_loss", "relu_backward", "relu_forward", "softmax_backward",
     "softmax_forward", "softmax_loss",

@@ -14,12 +14,14 @@ from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.layers.dropout import Dropout
 from custom_layers.layers.elu import ELU
+from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
 from custom_layers.layers.leaky_relu import LeakyReLU
 from custom_layers.layers.max_pooling2d import MaxPooling2D
 from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
+from custom_layers.layers.separable_conv2d import SeparableConv2D
 from custom_layers.layers.softmax import Softmax
 
 # Exact stock classes only: a user's subclass of a stock layer has its own call.
@@ -39,6 +41,8 @@ TWINS: Dict[type, type] = {
     keras.layers.PReLU: PReLU,
     keras.layers.Softmax: Softmax,
     keras.layers.Activation: Activation,
+    keras.layers.SeparableConv2D: SeparableConv2D,
+    keras.layers.LayerNormalization: LayerNormalization,
 }
 
 

@@ -20,6 +20,7 @@ TEST_FILES = [
     "normalization/batch_normalization_test.py", "pooling/average_pooling_test.py",
     "pooling/global_average_pooling_test.py", "pooling/global_max_pooling_test.py",
     "regularization/dropout_test.py", "convolutional/depthwise_conv_test.py",
+    "convolutional/separable_conv_test.py", "normalization/layer_normalization_test.py",
     # The activation layers' files are small: one process for all of them.
     ("activations/activation_test.py", "activations/relu_test.py",
      "activations/leaky_relu_test.py", "activations/elu_test.py",

@@ -16,15 +16,17 @@ from custom_layers.layers.dropout import Dropout
 from custom_layers.layers.elu import ELU
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.leaky_relu import LeakyReLU
 from custom_layers.layers.max_pooling2d import MaxPool2D, MaxPooling2D
 from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
 from custom_layers.layers.rescaling import Rescaling
+from custom_layers.layers.separable_conv2d import SeparableConv2D
 from custom_layers.layers.softmax import Softmax
 from custom_layers.layers.zero_pad_shortcut import ZeroPadShortcut
 
 __all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
            "DepthwiseConv2D", "Dropout", "ELU", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-           "LeakyReLU", "MaxPool2D", "MaxPooling2D", "PReLU", "ReLU", "Rescaling", "Softmax",
-           "ZeroPadShortcut"]
+           "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling2D", "PReLU", "ReLU", "Rescaling", "SeparableConv2D",
+           "Softmax", "ZeroPadShortcut"]

@@ -18,6 +18,14 @@ def refuse_lora(layer_name: str, kwargs: Dict[str, Any]) -> None:
                          f"Received: lora_rank={kwargs['lora_rank']!r}")
 
 
+def refuse_strided_dilation(layer: keras.layers.Layer) -> None:
+    """Raises ValueError if a depthwise layer asks for strides and dilation both above 1:
+    TensorFlow's depthwise kernel cannot do both, so fail when made, not at the first call."""
+    if max(layer.strides) > 1 and max(layer.dilation_rate) > 1:
+        raise ValueError("strides > 1 cannot be combined with dilation_rate > 1. Received: "
+                         f"strides={layer.strides}, dilation_rate={layer.dilation_rate}")
+
+
 def real_inputs(layer: keras.layers.Layer, inputs) -> tf.Tensor:
     """``inputs`` as a tensor of floats, integers or bools.
 
@@ -101,7 +109,8 @@ def activate_after_op(layer: keras.layers.Layer, y: tf.Tensor, fused: bool) -> t
     ``activation`` may have been set to None after construction, as stock allows."""
     if fused or layer.activation is None:
         return y
-    return (hand_written_activation(layer.activation, layer.impl) or layer.activation)(y)
+    impl = getattr(layer, "impl", "tf")
+    return (hand_written_activation(layer.activation, impl) or layer.activation)(y)
 
 
 def activation_names() -> str:

@@ -6,7 +6,8 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers.base import cast_real_inputs, in_channels_last
+from custom_layers.layers.base import (activate_after_op, cast_real_inputs, in_channels_last,
+                                       refuse_strided_dilation)
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -17,8 +18,8 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     (``kernel`` (KH, KW, C, M), then ``bias`` (C·M,)), ``built`` and
     ``get_config`` are Keras's own; ``call`` hands the maths to the op. The
     kernel is read in its own dtype (no autocast), so under mixed precision dw
-    and db accumulate in float32. ReLU runs as the hand-written ``ops.relu``;
-    other activations keep Keras's autodiff. Integer inputs are cast to the
+    and db accumulate in float32. Keras's activations run as hand-written ops
+    after it (a user's own function keeps Keras's autodiff). Integer inputs are cast to the
     compute dtype.
 
     Args:
@@ -40,10 +41,7 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            # TensorFlow's depthwise kernel cannot do both; fail here, not at the first call.
-            raise ValueError("strides > 1 cannot be combined with dilation_rate > 1. Received: "
-                             f"strides={self.strides}, dilation_rate={self.dilation_rate}")
+        refuse_strided_dilation(self)
         self._autocast = False
 
     def call(self, inputs):
@@ -55,6 +53,4 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
                                         padding=self.padding, dilation=tuple(self.dilation_rate))
 
         y = in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
-        if self.activation is keras.activations.relu:
-            return ops.relu(y)
-        return self.activation(y)
+        return activate_after_op(self, y, fused=False)

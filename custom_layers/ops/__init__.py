@@ -20,6 +20,7 @@ dense, sparse_dense        ``affine``                   dx = dy·wᵀ, dw = xᵀ
 batch_norm_train,          ``batch_normalization``      the compact closed form
 batch_norm_inference
 dropout                    ``inverted_dropout``         dy times the forward's mask
+layer_norm                 ``layer_normalization``      the closed form over any axes
 relu, gelu                 ``activations``              dy where y > 0; dy (Φ + xφ)
 relu_general               ``activations``              dy on the linear parts (Keras's
                                                         slope, clip and threshold)
@@ -69,6 +70,7 @@ from custom_layers.ops.custom_op import IMPLS
 from custom_layers.ops.depthwise_convolution import depthwise_conv2d
 from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool
 from custom_layers.ops.inverted_dropout import dropout
+from custom_layers.ops.layer_normalization import layer_norm
 from custom_layers.ops.max_pooling import max_pool2d
 from custom_layers.ops.normalized_exponential import log_softmax, softmax
 from custom_layers.ops.parametric_relu import prelu
@@ -78,7 +80,8 @@ from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 
 __all__ = [
     "activation", "avg_pool2d", "batch_norm_inference", "batch_norm_train", "conv2d", "dense",
-    "depthwise_conv2d", "dropout", "gelu", "global_avg_pool", "global_max_pool", "log_softmax",
+    "depthwise_conv2d", "dropout", "gelu", "global_avg_pool", "global_max_pool", "layer_norm",
+    "log_softmax",
     "max_pool2d", "prelu", "relu", "relu_general", "rescale", "softmax",
     "sparse_dense", "sparse_probability_cross_entropy", "sparse_softmax_cross_entropy",
     "spread_kernel", "zero_pad_shortcut",

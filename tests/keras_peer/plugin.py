@@ -24,7 +24,7 @@ import pytest
 TWIN_NAMES = ("Conv2D", "Dense", "MaxPooling2D", "MaxPool2D", "BatchNormalization",
               "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
               "Dropout", "DepthwiseConv2D", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
-              "Softmax")
+              "Softmax", "SeparableConv2D", "LayerNormalization")
 
 _results: Dict[str, Dict[str, object]] = {}
 _current = {"nodeid": None}
