@@ -3,7 +3,9 @@
 ``from custom_layers import Conv2D, MaxPooling2D, Dense, BatchNormalization,
 AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, DepthwiseConv2D,
 Dropout, ReLU, LeakyReLU, ELU, PReLU, Softmax, Activation, Rescaling,
-SeparableConv2D, LayerNormalization`` gives drop-in replacements for the
+SeparableConv2D, LayerNormalization, Add, Subtract, Multiply, Average,
+Maximum, Minimum, Concatenate, ZeroPadding1D, ZeroPadding2D, Cropping2D,
+UpSampling2D`` gives drop-in replacements for the
 ``keras.layers`` namesakes (plus ``ZeroPadShortcut``, ResNet's option-A shortcut).
 Importing the package registers them as Keras serializables, so
 ``keras.models.load_model`` reads models that use them without
@@ -26,10 +28,14 @@ Layout:
 from custom_layers import ops, reference
 from custom_layers.layers import (
     Activation,
+    Add,
+    Average,
     AveragePooling2D,
     AvgPool2D,
     BatchNormalization,
+    Concatenate,
     Conv2D,
+    Cropping2D,
     Dense,
     DepthwiseConv2D,
     Dropout,
@@ -40,18 +46,27 @@ from custom_layers.layers import (
     LeakyReLU,
     MaxPool2D,
     MaxPooling2D,
+    Maximum,
+    Minimum,
+    Multiply,
     PReLU,
     ReLU,
     Rescaling,
     SeparableConv2D,
     Softmax,
+    Subtract,
+    UpSampling2D,
     ZeroPadShortcut,
+    ZeroPadding1D,
+    ZeroPadding2D,
 )
 from custom_layers.losses import SparseCategoricalCrossentropy
 from custom_layers.swap import swap_layers
 
-__all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense",
-           "DepthwiseConv2D", "Dropout", "ELU", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-           "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling2D", "PReLU", "ReLU", "Rescaling",
-           "SeparableConv2D", "Softmax", "SparseCategoricalCrossentropy", "ZeroPadShortcut", "ops",
+__all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization",
+           "Concatenate", "Conv2D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout", "ELU",
+           "GlobalAveragePooling2D", "GlobalMaxPooling2D", "LayerNormalization", "LeakyReLU",
+           "MaxPool2D", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "PReLU", "ReLU",
+           "Rescaling", "SeparableConv2D", "Softmax", "SparseCategoricalCrossentropy", "Subtract",
+           "UpSampling2D", "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D", "ops",
            "reference", "swap_layers"]

@@ -7,22 +7,33 @@ from typing import Dict, List
 import keras
 
 from custom_layers.layers.activation import Activation
+from custom_layers.layers.add import Add
+from custom_layers.layers.average import Average
 from custom_layers.layers.average_pooling2d import AveragePooling2D
 from custom_layers.layers.batch_normalization import BatchNormalization
+from custom_layers.layers.concatenate import Concatenate
 from custom_layers.layers.conv2d import Conv2D
+from custom_layers.layers.cropping2d import Cropping2D
 from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.layers.dropout import Dropout
 from custom_layers.layers.elu import ELU
-from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.leaky_relu import LeakyReLU
 from custom_layers.layers.max_pooling2d import MaxPooling2D
+from custom_layers.layers.maximum import Maximum
+from custom_layers.layers.minimum import Minimum
+from custom_layers.layers.multiply import Multiply
 from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
 from custom_layers.layers.separable_conv2d import SeparableConv2D
 from custom_layers.layers.softmax import Softmax
+from custom_layers.layers.subtract import Subtract
+from custom_layers.layers.up_sampling2d import UpSampling2D
+from custom_layers.layers.zero_padding1d import ZeroPadding1D
+from custom_layers.layers.zero_padding2d import ZeroPadding2D
 
 # Exact stock classes only: a user's subclass of a stock layer has its own call.
 TWINS: Dict[type, type] = {
@@ -43,6 +54,17 @@ TWINS: Dict[type, type] = {
     keras.layers.Activation: Activation,
     keras.layers.SeparableConv2D: SeparableConv2D,
     keras.layers.LayerNormalization: LayerNormalization,
+    keras.layers.Add: Add,
+    keras.layers.Subtract: Subtract,
+    keras.layers.Multiply: Multiply,
+    keras.layers.Average: Average,
+    keras.layers.Maximum: Maximum,
+    keras.layers.Minimum: Minimum,
+    keras.layers.Concatenate: Concatenate,
+    keras.layers.ZeroPadding1D: ZeroPadding1D,
+    keras.layers.ZeroPadding2D: ZeroPadding2D,
+    keras.layers.Cropping2D: Cropping2D,
+    keras.layers.UpSampling2D: UpSampling2D,
 }
 
 

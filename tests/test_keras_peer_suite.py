@@ -25,6 +25,9 @@ TEST_FILES = [
     ("activations/activation_test.py", "activations/relu_test.py",
      "activations/leaky_relu_test.py", "activations/elu_test.py",
      "activations/prelu_test.py", "activations/softmax_test.py"),
+    ("merging/merging_test.py", "reshaping/zero_padding1d_test.py",
+     "reshaping/zero_padding2d_test.py", "reshaping/cropping2d_test.py",
+     "reshaping/up_sampling2d_test.py"),
 ]
 # preprocessing/rescaling_test.py imports grain, which the requirements do not
 # install: Rescaling is checked against stock in tests/test_pointwise_layers.py.

@@ -18,6 +18,12 @@ from custom_layers.gradcheck.measure import (
     numeric_gradient,
     tf_gradients,
 )
+from custom_layers.gradcheck.combining_checks import (
+    check_layer_norm,
+    check_merge,
+    check_upsample_nearest,
+    check_zero_pad,
+)
 from custom_layers.gradcheck.pointwise_checks import (
     check_activation,
     check_cross_entropy,
@@ -205,6 +211,11 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
             results[name] = check_activation(rng, name)
     results["elu alpha 0.5"] = check_activation(rng, "elu", alpha=0.5)
     results["prelu shared axis 1"] = check_prelu(rng)
+    results["layer_norm axes 1, 2"] = check_layer_norm(rng)
+    for name in ("add", "subtract", "multiply", "maximum", "minimum"):
+        results[f"{name}, broadcast"] = check_merge(rng, name)
+    results["zero_pad"] = check_zero_pad(rng)
+    results["upsample_nearest 2x3"] = check_upsample_nearest(rng)
     results["rescale"] = check_rescale(rng)
     results["zero_pad_shortcut stride 2"] = check_zero_pad_shortcut(rng)
     results["cross-entropy from logits"] = check_cross_entropy(rng, True)

@@ -31,6 +31,13 @@ softmax, log_softmax       ``normalized_exponential``   y ⊙ (dy − Σ dy ⊙ 
                                                         dy − e^y Σ dy
 prelu                      ``parametric_relu``          α dy below 0; dα = Σ dy·min(x, 0)
 rescale                    ``rescaling``                dy · scale
+add, subtract, multiply,   ``merging``                  dy (summed over broadcast
+maximum, minimum, select,                               axes); dy·(the other); dy to
+divide, concatenate                                     the larger (ties: the first);
+                                                        dy's slices
+zero_pad, crop             ``padding``                  each the other's backward
+upsample_nearest,          ``upsampling``               Σ over each block; A_Hᵀ dy A_W
+upsample_interpolated
 zero_pad_shortcut          ``zero_pad_shortcut``        dy's first channels back at
                                                         the sampled positions
 sparse_*_cross_entropy     ``cross_entropy``            softmax − onehot (logits) or
@@ -72,17 +79,21 @@ from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool
 from custom_layers.ops.inverted_dropout import dropout
 from custom_layers.ops.layer_normalization import layer_norm
 from custom_layers.ops.max_pooling import max_pool2d
+from custom_layers.ops.merging import (add, concatenate, divide, maximum, minimum, multiply, select,
+                                       subtract)
 from custom_layers.ops.normalized_exponential import log_softmax, softmax
+from custom_layers.ops.padding import crop, zero_pad
 from custom_layers.ops.parametric_relu import prelu
 from custom_layers.ops.pointwise import activation
 from custom_layers.ops.rescaling import rescale
+from custom_layers.ops.upsampling import upsample_interpolated, upsample_nearest
 from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 
 __all__ = [
-    "activation", "avg_pool2d", "batch_norm_inference", "batch_norm_train", "conv2d", "dense",
-    "depthwise_conv2d", "dropout", "gelu", "global_avg_pool", "global_max_pool", "layer_norm",
-    "log_softmax",
-    "max_pool2d", "prelu", "relu", "relu_general", "rescale", "softmax",
-    "sparse_dense", "sparse_probability_cross_entropy", "sparse_softmax_cross_entropy",
-    "spread_kernel", "zero_pad_shortcut",
+    "activation", "add", "avg_pool2d", "batch_norm_inference", "batch_norm_train", "concatenate",
+    "conv2d", "crop", "dense", "depthwise_conv2d", "divide", "dropout", "gelu", "global_avg_pool",
+    "global_max_pool", "layer_norm", "log_softmax", "max_pool2d", "maximum", "minimum", "multiply",
+    "prelu", "relu", "relu_general", "rescale", "select", "softmax", "sparse_dense",
+    "sparse_probability_cross_entropy", "sparse_softmax_cross_entropy", "spread_kernel",
+    "subtract", "upsample_interpolated", "upsample_nearest", "zero_pad", "zero_pad_shortcut",
 ]

@@ -24,7 +24,9 @@ import pytest
 TWIN_NAMES = ("Conv2D", "Dense", "MaxPooling2D", "MaxPool2D", "BatchNormalization",
               "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
               "Dropout", "DepthwiseConv2D", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
-              "Softmax", "SeparableConv2D", "LayerNormalization")
+              "Softmax", "SeparableConv2D", "LayerNormalization", "Add", "Subtract",
+              "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "ZeroPadding1D",
+              "ZeroPadding2D", "Cropping2D", "UpSampling2D")
 
 _results: Dict[str, Dict[str, object]] = {}
 _current = {"nodeid": None}

@@ -1,0 +1,70 @@
+"""Gradient checks of the ops that combine or reshape with arithmetic: layer norm,
+the merge pairs and concatenation, zero padding and upsampling."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from custom_layers.gradcheck.measure import (CURVED_NUMERIC_BOUND, CURVED_STEP, numeric_gradient,
+                                             tf_gradients)
+from custom_layers.gradcheck.pointwise_checks import table
+from custom_layers.ops import layer_normalization as ln
+from custom_layers.ops import merging, padding, upsampling
+
+
+def check_layer_norm(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of layer norm's dx, dγ, dβ over axes (1, 2) of a 3-D input."""
+    x, gamma, beta = rng.normal(size=(3, 4, 5)), rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    dout = rng.normal(size=x.shape)
+    ours = tf_gradients(lambda t, g, b: ln.layer_norm(t, g, b, (1, 2)), (x, gamma, beta), dout)
+    stock = tf_gradients(lambda t, g, b: keras.ops.layer_normalization(t, g, b, (1, 2), 1e-3),
+                         (x, gamma, beta), dout)
+    out, cache = ln.layer_norm_forward(x, gamma, beta, (1, 2))
+    numeric = [numeric_gradient(lambda: ln.layer_norm_forward(x, gamma, beta, (1, 2))[0], v, dout,
+                                CURVED_STEP) for v in (x, gamma, beta)]
+    return table(["dx", "dgamma", "dbeta"], ours, numeric, stock,
+                 list(ln.layer_norm_backward(dout, cache)), out, dout, (x, gamma, beta),
+                 CURVED_NUMERIC_BOUND)
+
+
+def check_merge(rng: np.random.Generator, name: str) -> Dict[str, Dict[str, float]]:
+    """Errors of a merge pair's da and db, b broadcast over the middle axis."""
+    a, b = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 1, 4))
+    dout = rng.normal(size=a.shape)
+    ours = tf_gradients(getattr(merging, name), (a, b), dout)
+    stock = tf_gradients(getattr(tf.math, name), (a, b), dout)
+    out, cache = merging.pair_forward(name, a, b)
+    numeric = [numeric_gradient(lambda: merging.pair_forward(name, a, b)[0], v, dout)
+               for v in (a, b)]
+    return table(["da", "db"], ours, numeric, stock, list(merging.pair_backward(name, dout, cache)),
+                 out, dout, (a, b))
+
+
+def check_zero_pad(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of zero padding's dx (uneven padding on two axes)."""
+    x = rng.normal(size=(2, 3, 4, 2))
+    pads = [(0, 0), (1, 2), (0, 3), (0, 0)]
+    out, cache = padding.zero_pad_forward(x, pads)
+    dout = rng.normal(size=out.shape)
+    ours = tf_gradients(lambda t: padding.zero_pad(t, pads), (x,), dout)
+    stock = tf_gradients(lambda t: tf.pad(t, pads), (x,), dout)
+    numeric = [numeric_gradient(lambda: padding.zero_pad_forward(x, pads)[0], x, dout)]
+    return table(["dx"], ours, numeric, stock, [padding.zero_pad_backward(dout, cache)], out,
+                 dout, (x,))
+
+
+def check_upsample_nearest(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of nearest upsampling's dx, factors (2, 3)."""
+    x = rng.normal(size=(2, 3, 4, 2))
+    out, cache = upsampling.upsample_nearest_forward(x, (2, 3))
+    dout = rng.normal(size=out.shape)
+    ours = tf_gradients(lambda t: upsampling.upsample_nearest(t, (2, 3)), (x,), dout)
+    stock = tf_gradients(lambda t: tf.repeat(tf.repeat(t, 2, axis=1), 3, axis=2), (x,), dout)
+    numeric = [numeric_gradient(lambda: upsampling.upsample_nearest_forward(x, (2, 3))[0], x,
+                                dout)]
+    return table(["dx"], ours, numeric, stock, [upsampling.upsample_nearest_backward(dout, cache)],
+                 out, dout, (x,))

@@ -1,0 +1,22 @@
+"""``Minimum``: drop-in for ``keras.layers.Minimum`` with a hand-written backward."""
+
+from __future__ import annotations
+
+import keras
+
+from custom_layers.layers.base_merge import masked_chain
+from custom_layers.ops import merging
+
+
+@keras.saving.register_keras_serializable(package="custom_layers")
+class Minimum(keras.layers.Minimum):
+    """Keras's ``Minimum`` whose gradient is hand-written: dy goes to the smallest input (the first among ties).
+
+    A subclass of the stock layer: its call (input checks, rank matching,
+    masks) is Keras's own, and only the arithmetic runs as ops of
+    ``custom_layers.ops.merging``, pair by pair in Keras's order, so values
+    and gradients (ties included) are stock's.
+    """
+
+    def _merge_function(self, inputs):
+        return masked_chain(merging.minimum, inputs)
