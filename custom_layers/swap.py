@@ -28,6 +28,7 @@ from custom_layers.layers.minimum import Minimum
 from custom_layers.layers.multiply import Multiply
 from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
+from custom_layers.layers.rescaling import Rescaling
 from custom_layers.layers.separable_conv2d import SeparableConv2D
 from custom_layers.layers.softmax import Softmax
 from custom_layers.layers.subtract import Subtract
@@ -54,6 +55,7 @@ TWINS: Dict[type, type] = {
     keras.layers.Activation: Activation,
     keras.layers.SeparableConv2D: SeparableConv2D,
     keras.layers.LayerNormalization: LayerNormalization,
+    keras.layers.Rescaling: Rescaling,
     keras.layers.Add: Add,
     keras.layers.Subtract: Subtract,
     keras.layers.Multiply: Multiply,
@@ -69,22 +71,23 @@ TWINS: Dict[type, type] = {
 
 
 def _unreachable_inside(layer: keras.layers.Layer) -> List[keras.layers.Layer]:
-    """The twinned layers that ``layer`` holds (a nested model, a wrapper such as
-    ``TimeDistributed``, any layer with sublayers): ``clone_model`` does not descend
-    into them, so they would stay stock."""
+    """The twinned layers that ``layer`` holds (a wrapper such as ``TimeDistributed``,
+    a subclassed model, any layer with sublayers): ``clone_model`` descends into
+    nested Sequential and functional models only, so these would stay stock."""
     inner = layer._flatten_layers(include_self=False, recursive=True)
     return [sub for sub in inner if type(sub) in TWINS]
 
 
 def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Model:
     """``model`` rebuilt (``keras.models.clone_model``) with every layer that has a
-    hand-written twin replaced by it, weights copied.
+    hand-written twin replaced by it, nested Sequential and functional models
+    included, weights copied.
 
     Args:
         model: a Sequential or functional Keras model.
         keep_unsupported: a layer whose configuration its twin does not
             support (e.g. a synchronized BatchNormalization), or that sits
-            inside a nested model or a wrapper (not yet reached), stays stock
+            inside a wrapper or a layer holding layers (not reached), stays stock
             when True; when False (the default) that is an error, so nothing
             stays stock silently.
 
@@ -100,6 +103,10 @@ def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Mod
     kept: List[str] = []
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if not isinstance(layer, keras.layers.Layer):
+            # An operation of a functional graph (``x + 3.0``): kept, and listed.
+            kept.append(layer.name)
+            return layer.__class__.from_config(layer.get_config())
         hidden = _unreachable_inside(layer)
         if hidden and not keep_unsupported:
             named = ", ".join(f"{sub.name} ({type(sub).__name__})" for sub in hidden[:5])
@@ -127,7 +134,8 @@ def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Mod
         kept.append(layer.name)
         return layer.__class__.from_config(config)
 
-    rebuilt = keras.models.clone_model(model, clone_function=clone)
+    # recursive: nested Sequential and functional models are rebuilt layer by layer too.
+    rebuilt = keras.models.clone_model(model, clone_function=clone, recursive=True)
     for layer in model.layers:
         if layer.weights:
             rebuilt.get_layer(layer.name).set_weights(layer.get_weights())

@@ -99,16 +99,22 @@ def test_every_twin_is_registered_and_a_subclass_or_namesake():
         assert keras.saving.get_registered_object(f"custom_layers>{twin.__name__}") is twin
 
 
-def test_layers_inside_nested_models_and_wrappers_are_refused_not_left_stock():
-    inner = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, name="inner_conv")],
-                             name="block")
+def test_nested_models_are_swapped_inside_with_their_weights(float64):
+    inner = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, name="inner_conv"),
+                              keras.layers.LayerNormalization(name="inner_norm")], name="block")
     inputs = keras.Input((8, 8, 3))
-    nested = keras.Model(inputs, keras.layers.Dense(2, name="head")(inner(inputs)))
-    with pytest.raises(ValueError, match=r"'block' \(Sequential\) holds layers that swap_layers "
-                                         r"cannot reach inside it: inner_conv \(Conv2D\)"):
-        custom_layers.swap_layers(nested)
-    kept = custom_layers.swap_layers(nested, keep_unsupported=True)
-    assert "block/inner_conv" in kept.stock_layer_names and "head" in kept.swapped_layer_names
+    features = keras.layers.GlobalAveragePooling2D()(inner(inputs))
+    nested = keras.Model(inputs, keras.layers.Dense(2, name="head")(features))
+    swapped = custom_layers.swap_layers(nested)
+    block = swapped.get_layer("block")
+    assert type(block.get_layer("inner_conv")) is custom_layers.Conv2D
+    assert type(block.get_layer("inner_norm")) is custom_layers.LayerNormalization
+    assert {"inner_conv", "inner_norm", "head"} <= set(swapped.swapped_layer_names)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3))
+    np.testing.assert_allclose(swapped(x), nested(x), rtol=1e-12)
+
+
+def test_layers_inside_wrappers_are_refused_not_left_stock():
 
     frames = keras.Input((5, 8, 8, 3))
     wrapped = keras.Model(frames, keras.layers.TimeDistributed(

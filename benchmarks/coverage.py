@@ -1,0 +1,167 @@
+"""How much of a model's backward pass is hand-written after ``swap_layers``.
+
+Every ``keras.applications`` constructor that builds in the installed Keras
+(weights=None, the smallest input each accepts), plus a small U-Net, a small
+ViT and a 1-D text CNN, is rebuilt with ``swap_layers(keep_unsupported=True)``
+and the graph of one training step is read op by op. A backward op is one
+built by ``tape.gradient``; TensorFlow generated it if it sits under
+``gradient_tape/`` (a registered gradient), else it belongs to one of this
+project's ``tf.custom_gradient`` functions. Ops that only move or describe
+data (reshape, transpose, identity, slicing, shapes, constants, integer
+shape arithmetic) and the loss's own gradient are not counted on either side. Per model it prints the layers swapped, the stock
+classes left, the hand-written share of backward compute ops and the op
+types TensorFlow still generated::
+
+    python -m benchmarks.coverage                      # every model (~10 minutes on 2 cores)
+    python -m benchmarks.coverage --models=ResNet50,vit,unet
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+from typing import Callable, Dict, List, Tuple
+
+import keras
+import tensorflow as tf
+from absl import app, flags
+
+import custom_layers
+from benchmarks.common import cpu_description
+
+FLAGS = flags.FLAGS
+
+# Ops that move or describe data: not counted as compute on either side.
+NON_COMPUTE = {
+    "Const", "Shape", "ShapeN", "Size", "Rank", "Reshape", "Identity", "IdentityN", "NoOp",
+    "Transpose", "StridedSlice", "StridedSliceGrad", "Slice", "Split", "SplitV", "ConcatOffset",
+    "Pack", "Unpack", "ExpandDims", "Squeeze", "BroadcastGradientArgs", "ZerosLike", "OnesLike",
+    "Fill", "Range", "StopGradient", "Placeholder", "ReadVariableOp", "BroadcastTo",
+}
+LOSS_SCOPE = "coverage_loss"
+# The smallest input size each family accepts with weights=None.
+MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71, "NASNetLarge": 32}
+
+
+def application_builders() -> Dict[str, Callable[[], keras.Model]]:
+    """{name: builder} for every model constructor in ``keras.applications``."""
+    builders = {}
+    for name in sorted(dir(keras.applications)):
+        fn = getattr(keras.applications, name)
+        if name[0].isupper() and callable(fn) and "input_shape" in inspect.signature(fn).parameters:
+            size = MIN_SIZE.get(name, 32)
+            builders[name] = (lambda fn=fn, size=size: fn(weights=None, classes=10,
+                                                          input_shape=(size, size, 3)))
+    return builders
+
+
+def unet() -> keras.Model:
+    """A two-level U-Net: conv, pool, transposed-free upsampling, skip concatenation."""
+    L = keras.layers
+    inputs = keras.Input((32, 32, 3))
+    d1 = L.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    d2 = L.Conv2D(16, 3, padding="same", activation="relu")(L.MaxPooling2D()(d1))
+    u1 = L.Concatenate()([L.UpSampling2D()(d2), d1])
+    u1 = L.Conv2D(8, 3, padding="same", activation="relu")(u1)
+    return keras.Model(inputs, L.Conv2D(2, 1, activation="softmax")(u1))
+
+
+def vit() -> keras.Model:
+    """A one-block ViT: patches by a strided conv, layer norm, attention, MLP."""
+    L = keras.layers
+    inputs = keras.Input((32, 32, 3))
+    x = L.Reshape((16, 32))(L.Conv2D(32, 8, strides=8)(inputs))
+    h = L.LayerNormalization()(x)
+    x = L.Add()([x, L.MultiHeadAttention(2, 16)(h, h)])
+    h = L.Dense(32)(L.Dense(64, activation="gelu")(L.LayerNormalization()(x)))
+    x = L.Add()([x, h])
+    return keras.Model(inputs, L.Dense(10, activation="softmax")(L.GlobalAveragePooling1D()(x)))
+
+
+def text_cnn() -> keras.Model:
+    """A 1-D text CNN: embedding, convolution, max pooling, dense."""
+    L = keras.layers
+    inputs = keras.Input((64,), dtype="int32")
+    x = L.Conv1D(32, 5, activation="relu")(L.Embedding(1000, 16)(inputs))
+    x = L.GlobalMaxPooling1D()(L.MaxPooling1D(2)(x))
+    return keras.Model(inputs, L.Dense(2, activation="softmax")(x))
+
+
+EXTRA = {"unet": unet, "vit": vit, "text_cnn": text_cnn}
+
+
+def backward_ops(model: keras.Model) -> List[tf.Operation]:
+    """The ops ``tape.gradient`` builds for one training step of ``model``."""
+    shape = [2, *model.input_shape[1:]]
+    dtype = model.inputs[0].dtype
+    found: List[tf.Operation] = []
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            y = model(x, training=True)
+            with tf.name_scope(LOSS_SCOPE):  # the loss is the caller's, not the model's
+                loss = tf.reduce_mean(tf.square(tf.cast(y, tf.float32)))
+        graph = tf.compat.v1.get_default_graph()
+        start = len(graph.get_operations())
+        grads = tape.gradient(loss, model.trainable_variables)
+        found.extend(graph.get_operations()[start:])
+        return grads
+
+    step.get_concrete_function(tf.TensorSpec(shape, dtype))
+    return found
+
+
+def coverage(model: keras.Model) -> Tuple[keras.Model, float, collections.Counter]:
+    """(swapped model, hand-written share of backward compute ops, TF-generated op types)."""
+    swapped = custom_layers.swap_layers(model, keep_unsupported=True)
+    generated, hand_written = collections.Counter(), 0
+    for op in backward_ops(swapped):
+        if (op.type in NON_COMPUTE or op.name.startswith(f"gradient_tape/{LOSS_SCOPE}")
+                or not any(t.dtype.is_floating for t in op.outputs)):  # shape arithmetic
+            continue
+        if op.name.startswith("gradient_tape/"):
+            generated[op.type] += 1
+        else:
+            hand_written += 1
+    total = hand_written + sum(generated.values())
+    return swapped, (hand_written / total if total else 1.0), generated
+
+
+def define_flags() -> None:
+    flags.DEFINE_list("models", [], "Models to check (application names, unet, vit, "
+                      "text_cnn); empty for all.")
+
+
+def run(names: List[str]) -> Dict[str, float]:
+    builders = {**application_builders(), **EXTRA}
+    unknown = sorted(set(names) - set(builders))
+    if unknown:
+        raise app.UsageError(f"unknown --models {unknown}; known: {sorted(builders)}")
+    print(cpu_description())
+    shares = {}
+    for name in names or list(builders):
+        model = builders[name]()
+        swapped, share, generated = coverage(model)
+        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        classes = {op.name: type(op).__name__ for op in getattr(model, "operations", model.layers)}
+        left = collections.Counter(classes.get(n, n) for n in swapped.stock_layer_names)
+        shares[name] = share
+        print(f"{name}: {len(swapped.swapped_layer_names)}/{len(layers)} layers swapped, "
+              f"hand-written {share:.1%} of backward compute ops; stock left: "
+              f"{dict(left.most_common()) or '-'}; TensorFlow generated: "
+              f"{dict(generated.most_common(6)) or '-'}", flush=True)
+        keras.backend.clear_session()
+    values = sorted(shares.values())
+    print(f"{len(values)} models: median {values[len(values) // 2]:.1%}, minimum {values[0]:.1%}")
+    return shares
+
+
+def main(argv):
+    del argv
+    run(FLAGS.models)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
