@@ -14,6 +14,7 @@ types TensorFlow still generated::
 
     python -m benchmarks.coverage                      # every model (~10 minutes on 2 cores)
     python -m benchmarks.coverage --models=ResNet50,vit,unet
+    python -m benchmarks.coverage --models=ResNet50,Xception --check_gradients  # float64 step
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import inspect
 from typing import Callable, Dict, List, Tuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
 import custom_layers
 from benchmarks.common import cpu_description
+from custom_layers.gradcheck import rel_error
 
 FLAGS = flags.FLAGS
 
@@ -43,15 +46,16 @@ LOSS_SCOPE = "coverage_loss"
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71, "NASNetLarge": 32}
 
 
-def application_builders() -> Dict[str, Callable[[], keras.Model]]:
-    """{name: builder} for every model constructor in ``keras.applications``."""
+def application_builders(size: int = 0) -> Dict[str, Callable[[], keras.Model]]:
+    """{name: builder} for every model constructor in ``keras.applications``, at
+    ``size`` × ``size`` inputs (0: the smallest each accepts)."""
     builders = {}
     for name in sorted(dir(keras.applications)):
         fn = getattr(keras.applications, name)
         if name[0].isupper() and callable(fn) and "input_shape" in inspect.signature(fn).parameters:
-            size = MIN_SIZE.get(name, 32)
-            builders[name] = (lambda fn=fn, size=size: fn(weights=None, classes=10,
-                                                          input_shape=(size, size, 3)))
+            side = max(size, MIN_SIZE.get(name, 32))
+            builders[name] = (lambda fn=fn, side=side: fn(weights=None, classes=10,
+                                                          input_shape=(side, side, 3)))
     return builders
 
 
@@ -128,22 +132,58 @@ def coverage(model: keras.Model) -> Tuple[keras.Model, float, collections.Counte
     return swapped, (hand_written / total if total else 1.0), generated
 
 
+def training_step_errors(stock: keras.Model, ours: keras.Model) -> Tuple[float, float]:
+    """Normwise errors (output, worst weight gradient) of one training-mode step of
+    ``ours`` against ``stock`` on the same random batch of 4."""
+    rng = np.random.default_rng(0)
+    shape = [4, *stock.input_shape[1:]]
+    x = (rng.integers(0, 100, size=shape) if stock.inputs[0].dtype.startswith("int")
+         else rng.normal(size=shape))
+    results = []
+    for model in (stock, ours):
+        for layer in model._flatten_layers():
+            if getattr(layer, "seed_generator", None) is not None:
+                # The same dropout masks: the twins draw as stock from the same state.
+                layer.seed_generator.state.assign([1, 0])
+        with tf.GradientTape() as tape:
+            y = model(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(y.shape[-1], dtype=y.dtype))
+        results.append((y.numpy(), tape.gradient(loss, model.trainable_variables)))
+    (y_stock, g_stock), (y_ours, g_ours) = results
+    g_ours, g_stock = ([tf.convert_to_tensor(g).numpy() for g in gs] for gs in (g_ours, g_stock))
+    # A weight whose true gradient is 0 (a batch norm's beta feeding only another batch
+    # norm in training mode) has rounding noise on both sides: its error is taken
+    # relative to a billionth of the largest gradient entry of the model instead.
+    floor = 1e-9 * max((np.abs(g).max(initial=0.0) for g in g_stock), default=0.0)
+    worst = max((np.abs(a - b).max(initial=0.0) / max(np.abs(a).max(initial=0.0),
+                                                      np.abs(b).max(initial=0.0), floor)
+                 for a, b in zip(g_ours, g_stock)), default=0.0)
+    return rel_error(y_ours, y_stock), float(worst)
+
+
 def define_flags() -> None:
     flags.DEFINE_list("models", [], "Models to check (application names, unet, vit, "
                       "text_cnn); empty for all.")
+    flags.DEFINE_integer("size", 0, "Input size of the applications (0: the smallest each "
+                         "accepts).")
+    flags.DEFINE_bool("check_gradients", False, "Also compare one float64 training-mode step "
+                      "(outputs and every weight gradient) with stock's.")
 
 
-def run(names: List[str]) -> Dict[str, float]:
-    builders = {**application_builders(), **EXTRA}
+def run(names: List[str], check_gradients: bool = False, size: int = 0) -> Dict[str, float]:
+    builders = {**application_builders(size), **EXTRA}
     unknown = sorted(set(names) - set(builders))
     if unknown:
         raise app.UsageError(f"unknown --models {unknown}; known: {sorted(builders)}")
     print(cpu_description())
     shares = {}
     for name in names or list(builders):
+        if check_gradients:
+            keras.config.set_floatx("float64")
         model = builders[name]()
         swapped, share, generated = coverage(model)
-        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        layers = [op for op in getattr(model, "operations", model.layers)
+                  if not isinstance(op, keras.layers.InputLayer)]
         classes = {op.name: type(op).__name__ for op in getattr(model, "operations", model.layers)}
         left = collections.Counter(classes.get(n, n) for n in swapped.stock_layer_names)
         shares[name] = share
@@ -151,6 +191,11 @@ def run(names: List[str]) -> Dict[str, float]:
               f"hand-written {share:.1%} of backward compute ops; stock left: "
               f"{dict(left.most_common()) or '-'}; TensorFlow generated: "
               f"{dict(generated.most_common(6)) or '-'}", flush=True)
+        if check_gradients:
+            output_error, gradient_error = training_step_errors(model, swapped)
+            keras.config.set_floatx("float32")
+            print(f"  float64 training step vs stock: outputs {output_error:.1e}, worst weight "
+                  f"gradient {gradient_error:.1e}", flush=True)
         keras.backend.clear_session()
     values = sorted(shares.values())
     print(f"{len(values)} models: median {values[len(values) // 2]:.1%}, minimum {values[0]:.1%}")
@@ -159,7 +204,7 @@ def run(names: List[str]) -> Dict[str, float]:
 
 def main(argv):
     del argv
-    run(FLAGS.models)
+    run(FLAGS.models, FLAGS.check_gradients, FLAGS.size)
 
 
 if __name__ == "__main__":

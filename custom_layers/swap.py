@@ -35,6 +35,7 @@ from custom_layers.layers.subtract import Subtract
 from custom_layers.layers.up_sampling2d import UpSampling2D
 from custom_layers.layers.zero_padding1d import ZeroPadding1D
 from custom_layers.layers.zero_padding2d import ZeroPadding2D
+from custom_layers.operations import OPERATION_TWINS
 
 # Exact stock classes only: a user's subclass of a stock layer has its own call.
 TWINS: Dict[type, type] = {
@@ -104,9 +105,10 @@ def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Mod
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         if not isinstance(layer, keras.layers.Layer):
-            # An operation of a functional graph (``x + 3.0``): kept, and listed.
-            kept.append(layer.name)
-            return layer.__class__.from_config(layer.get_config())
+            # An operation of a functional graph (``x + 3.0``): its twin, or kept and listed.
+            twin = OPERATION_TWINS.get(type(layer))
+            (swapped if twin else kept).append(layer.name)
+            return (twin or type(layer)).from_config(layer.get_config())
         hidden = _unreachable_inside(layer)
         if hidden and not keep_unsupported:
             named = ", ".join(f"{sub.name} ({type(sub).__name__})" for sub in hidden[:5])
