@@ -5,7 +5,8 @@ AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, DepthwiseConv2D,
 Dropout, ReLU, LeakyReLU, ELU, PReLU, Softmax, Activation, Rescaling,
 SeparableConv2D, LayerNormalization, Add, Subtract, Multiply, Average,
 Maximum, Minimum, Concatenate, ZeroPadding1D, ZeroPadding2D, Cropping2D,
-UpSampling2D`` gives drop-in replacements for the
+UpSampling2D, Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D,
+GlobalMaxPooling1D, EinsumDense, MultiHeadAttention`` gives drop-in replacements for the
 ``keras.layers`` namesakes (plus ``ZeroPadShortcut``, ResNet's option-A shortcut).
 Importing the package registers them as Keras serializables, so
 ``keras.models.load_model`` reads models that use them without
@@ -26,47 +27,9 @@ Layout:
 """
 
 from custom_layers import ops, reference
-from custom_layers.layers import (
-    Activation,
-    Add,
-    Average,
-    AveragePooling2D,
-    AvgPool2D,
-    BatchNormalization,
-    Concatenate,
-    Conv2D,
-    Cropping2D,
-    Dense,
-    DepthwiseConv2D,
-    Dropout,
-    ELU,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
-    LayerNormalization,
-    LeakyReLU,
-    MaxPool2D,
-    MaxPooling2D,
-    Maximum,
-    Minimum,
-    Multiply,
-    PReLU,
-    ReLU,
-    Rescaling,
-    SeparableConv2D,
-    Softmax,
-    Subtract,
-    UpSampling2D,
-    ZeroPadShortcut,
-    ZeroPadding1D,
-    ZeroPadding2D,
-)
+from custom_layers.layers import *  # noqa: F401,F403 (every layer twin)
+from custom_layers.layers import __all__ as _layer_names
 from custom_layers.losses import SparseCategoricalCrossentropy
 from custom_layers.swap import swap_layers
 
-__all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization",
-           "Concatenate", "Conv2D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout", "ELU",
-           "GlobalAveragePooling2D", "GlobalMaxPooling2D", "LayerNormalization", "LeakyReLU",
-           "MaxPool2D", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "PReLU", "ReLU",
-           "Rescaling", "SeparableConv2D", "Softmax", "SparseCategoricalCrossentropy", "Subtract",
-           "UpSampling2D", "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D", "ops",
-           "reference", "swap_layers"]
+__all__ = [*_layer_names, "SparseCategoricalCrossentropy", "ops", "reference", "swap_layers"]

@@ -47,6 +47,7 @@ from custom_layers.ops.depthwise_convolution import (
     depthwise_conv2d_forward,
     depthwise_conv2d_forward_naive,
 )
+from custom_layers.ops.contraction import einsum_backward, einsum_forward
 from custom_layers.ops.inverted_dropout import dropout_backward, dropout_forward
 from custom_layers.ops.layer_normalization import layer_norm_backward, layer_norm_forward
 from custom_layers.ops.cross_entropy import probability_loss, softmax_loss
@@ -78,9 +79,9 @@ __all__ = [
     "batch_norm_forward", "batch_norm_forward_naive", "conv2d_backward", "conv2d_backward_naive",
     "conv2d_forward", "conv2d_forward_naive", "crop_backward", "crop_forward",
     "depthwise_conv2d_backward", "depthwise_conv2d_backward_naive", "depthwise_conv2d_forward",
-    "depthwise_conv2d_forward_naive", "dropout_backward", "dropout_forward",
-    "global_pool_backward", "global_pool_forward", "layer_norm_backward", "layer_norm_forward",
-    "log_softmax_backward", "log_softmax_forward", "max_pool2d_backward",
+    "depthwise_conv2d_forward_naive", "dropout_backward", "dropout_forward", "einsum_backward",
+    "einsum_forward", "global_pool_backward", "global_pool_forward", "layer_norm_backward",
+    "layer_norm_forward", "log_softmax_backward", "log_softmax_forward", "max_pool2d_backward",
     "max_pool2d_backward_naive", "max_pool2d_forward", "max_pool2d_forward_naive", "pair_backward",
     "pair_forward", "pointwise_backward", "pointwise_forward", "prelu_backward", "prelu_forward",
     "probability_loss", "relu_backward", "relu_forward", "softmax_backward", "softmax_forward",

@@ -9,22 +9,29 @@ import keras
 from custom_layers.layers.activation import Activation
 from custom_layers.layers.add import Add
 from custom_layers.layers.average import Average
+from custom_layers.layers.average_pooling1d import AveragePooling1D
 from custom_layers.layers.average_pooling2d import AveragePooling2D
 from custom_layers.layers.batch_normalization import BatchNormalization
 from custom_layers.layers.concatenate import Concatenate
+from custom_layers.layers.conv1d import Conv1D
 from custom_layers.layers.conv2d import Conv2D
 from custom_layers.layers.cropping2d import Cropping2D
 from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.layers.dropout import Dropout
+from custom_layers.layers.einsum_dense import EinsumDense
 from custom_layers.layers.elu import ELU
+from custom_layers.layers.global_average_pooling1d import GlobalAveragePooling1D
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
+from custom_layers.layers.global_max_pooling1d import GlobalMaxPooling1D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
 from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.leaky_relu import LeakyReLU
+from custom_layers.layers.max_pooling1d import MaxPooling1D
 from custom_layers.layers.max_pooling2d import MaxPooling2D
 from custom_layers.layers.maximum import Maximum
 from custom_layers.layers.minimum import Minimum
+from custom_layers.layers.multi_head_attention import MultiHeadAttention
 from custom_layers.layers.multiply import Multiply
 from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
@@ -68,6 +75,13 @@ TWINS: Dict[type, type] = {
     keras.layers.ZeroPadding2D: ZeroPadding2D,
     keras.layers.Cropping2D: Cropping2D,
     keras.layers.UpSampling2D: UpSampling2D,
+    keras.layers.Conv1D: Conv1D,
+    keras.layers.MaxPooling1D: MaxPooling1D,
+    keras.layers.AveragePooling1D: AveragePooling1D,
+    keras.layers.GlobalAveragePooling1D: GlobalAveragePooling1D,
+    keras.layers.GlobalMaxPooling1D: GlobalMaxPooling1D,
+    keras.layers.EinsumDense: EinsumDense,
+    keras.layers.MultiHeadAttention: MultiHeadAttention,
 }
 
 
@@ -109,7 +123,8 @@ def swap_layers(model: keras.Model, keep_unsupported: bool = False) -> keras.Mod
             twin = OPERATION_TWINS.get(type(layer))
             (swapped if twin else kept).append(layer.name)
             return (twin or type(layer)).from_config(layer.get_config())
-        hidden = _unreachable_inside(layer)
+        # A twin that holds layers (MultiHeadAttention) builds them as twins itself.
+        hidden = [] if type(layer) in TWINS else _unreachable_inside(layer)
         if hidden and not keep_unsupported:
             named = ", ".join(f"{sub.name} ({type(sub).__name__})" for sub in hidden[:5])
             raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) holds layers that "

@@ -28,7 +28,8 @@ TEST_FILES = [
      "activations/leaky_relu_test.py", "activations/elu_test.py",
      "activations/prelu_test.py", "activations/softmax_test.py", "merging/merging_test.py",
      "reshaping/zero_padding1d_test.py", "reshaping/zero_padding2d_test.py",
-     "reshaping/cropping2d_test.py", "reshaping/up_sampling2d_test.py"),
+     "reshaping/cropping2d_test.py", "reshaping/up_sampling2d_test.py",
+     "core/einsum_dense_test.py", "attention/multi_head_attention_test.py"),
 ]
 # preprocessing/rescaling_test.py imports grain, which the requirements do not
 # install: Rescaling is checked against stock in tests/test_pointwise_layers.py.

@@ -9,22 +9,29 @@ written by hand.
 from custom_layers.layers.activation import Activation
 from custom_layers.layers.add import Add
 from custom_layers.layers.average import Average
+from custom_layers.layers.average_pooling1d import AveragePooling1D
 from custom_layers.layers.average_pooling2d import AveragePooling2D, AvgPool2D
 from custom_layers.layers.batch_normalization import BatchNormalization
 from custom_layers.layers.concatenate import Concatenate
+from custom_layers.layers.conv1d import Conv1D
 from custom_layers.layers.conv2d import Conv2D
 from custom_layers.layers.cropping2d import Cropping2D
 from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.layers.dropout import Dropout
+from custom_layers.layers.einsum_dense import EinsumDense
 from custom_layers.layers.elu import ELU
+from custom_layers.layers.global_average_pooling1d import GlobalAveragePooling1D
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
+from custom_layers.layers.global_max_pooling1d import GlobalMaxPooling1D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
 from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.leaky_relu import LeakyReLU
+from custom_layers.layers.max_pooling1d import MaxPooling1D
 from custom_layers.layers.max_pooling2d import MaxPool2D, MaxPooling2D
 from custom_layers.layers.maximum import Maximum
 from custom_layers.layers.minimum import Minimum
+from custom_layers.layers.multi_head_attention import MultiHeadAttention
 from custom_layers.layers.multiply import Multiply
 from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
@@ -37,9 +44,11 @@ from custom_layers.layers.zero_pad_shortcut import ZeroPadShortcut
 from custom_layers.layers.zero_padding1d import ZeroPadding1D
 from custom_layers.layers.zero_padding2d import ZeroPadding2D
 
-__all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization",
-           "Concatenate", "Conv2D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout", "ELU",
-           "GlobalAveragePooling2D", "GlobalMaxPooling2D", "LayerNormalization", "LeakyReLU",
-           "MaxPool2D", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "PReLU", "ReLU",
-           "Rescaling", "SeparableConv2D", "Softmax", "Subtract", "UpSampling2D",
-           "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D"]
+__all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool2D",
+           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping2D", "Dense",
+           "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense", "GlobalAveragePooling1D",
+           "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+           "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
+           "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "PReLU", "ReLU", "Rescaling",
+           "SeparableConv2D", "Softmax", "Subtract", "UpSampling2D", "ZeroPadShortcut",
+           "ZeroPadding1D", "ZeroPadding2D"]

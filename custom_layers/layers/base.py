@@ -8,7 +8,26 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
+from custom_layers.ops.custom_op import normalize_impl
 from custom_layers.ops import pointwise
+
+
+class ConvolutionTwin:
+    """What the convolution twins add to their stock base (put first in the bases):
+    ``impl``, no LoRA, and the kernel read in its own dtype (no autocast)."""
+
+    def __init__(self, *args, impl: str = "tf", **kwargs):
+        refuse_lora(type(self).__name__, kwargs)
+        super().__init__(*args, **kwargs)
+        self.impl = normalize_impl(impl)
+        self.supports_jit = self.impl == "tf"
+        self._autocast = False
+
+    def enable_lora(self, *args, **kwargs):
+        raise ValueError(f"custom_layers.{type(self).__name__} has no hand-written LoRA backward")
+
+    def get_config(self) -> Dict[str, Any]:
+        return {**super().get_config(), "impl": self.impl}
 
 
 def refuse_lora(layer_name: str, kwargs: Dict[str, Any]) -> None:

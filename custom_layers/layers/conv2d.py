@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
-
 import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers.base import (activate_after_op, cast_real_inputs, in_channels_last,
-                                       refuse_lora)
-from custom_layers.ops.custom_op import normalize_impl
+from custom_layers.layers.base import (ConvolutionTwin, activate_after_op, cast_real_inputs,
+                                       in_channels_last)
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class Conv2D(keras.layers.Conv2D):
+class Conv2D(ConvolutionTwin, keras.layers.Conv2D):
     """2-D convolution whose gradient is ``custom_layers.ops.conv2d``'s.
 
     A subclass of the stock layer: arguments, their checks, weights (``kernel``
@@ -54,36 +51,31 @@ class Conv2D(keras.layers.Conv2D):
     TensorShape([2, 28, 28, 32])
     """
 
-    def __init__(self, *args, impl: str = "tf", **kwargs):
-        refuse_lora(type(self).__name__, kwargs)
-        super().__init__(*args, **kwargs)
-        self.impl = normalize_impl(impl)
-        self.supports_jit = self.impl == "tf"
-        self._autocast = False
-
-    def enable_lora(self, *args, **kwargs):
-        raise ValueError("custom_layers.Conv2D has no hand-written LoRA backward")
-
     def call(self, inputs):
         kernel = tf.convert_to_tensor(self.kernel)
         bias = tf.convert_to_tensor(self.bias) if self.use_bias else None
         relu = self.activation is keras.activations.relu
 
-        def conv(x, k, b):
-            return ops.conv2d(x, k, b, strides=self.strides, padding=self.padding,
-                              activation="relu" if relu else None, impl=self.impl,
-                              dilation_rate=self.dilation_rate)
-
         def nhwc(x):
-            if self.groups == 1:
-                return conv(x, kernel, bias)
-            xs = tf.split(x, self.groups, axis=-1)
-            ks = tf.split(kernel, self.groups, axis=-1)
-            bs = tf.split(bias, self.groups) if bias is not None else [None] * self.groups
-            return tf.concat([conv(*args) for args in zip(xs, ks, bs)], axis=-1)
+            return grouped_conv2d(x, kernel, bias, self.groups, self.strides, self.padding,
+                                  self.dilation_rate, relu, self.impl)
 
         y = in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
         return activate_after_op(self, y, fused=relu)
 
-    def get_config(self) -> Dict[str, Any]:
-        return {**super().get_config(), "impl": self.impl}
+
+def grouped_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias, groups: int, strides, padding: str,
+                   dilation_rate, relu: bool, impl: str = "tf") -> tf.Tensor:
+    """``ops.conv2d`` on NHWC x, one op per group of channels (outputs concatenated)
+    when ``groups`` > 1; ReLU fused when ``relu``."""
+    def conv(x, k, b):
+        return ops.conv2d(x, k, b, strides=strides, padding=padding,
+                          activation="relu" if relu else None, impl=impl,
+                          dilation_rate=dilation_rate)
+
+    if groups == 1:
+        return conv(x, kernel, bias)
+    xs = tf.split(x, groups, axis=-1)
+    ks = tf.split(kernel, groups, axis=-1)
+    bs = tf.split(bias, groups) if bias is not None else [None] * groups
+    return tf.concat([conv(*args) for args in zip(xs, ks, bs)], axis=-1)

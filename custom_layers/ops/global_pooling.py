@@ -3,7 +3,8 @@
 Global pooling reduces H and W (or any ``axes``), keeping the dims: the
 average's gradient is dy / (H·W) at every cell; the maximum's goes to the
 cells equal to the maximum, split evenly among ties (as TensorFlow's
-gradient of ``reduce_max``, which stock Keras uses).
+gradient of ``reduce_max``, which stock Keras uses). ``masked_mean`` averages
+the unmasked cells only (Keras's masked GlobalAveragePooling1D).
 """
 
 from __future__ import annotations
@@ -59,3 +60,20 @@ def global_max_pool(x: tf.Tensor, axes=(1, 2)) -> tf.Tensor:
         return (winners * dy / tf.reduce_sum(winners, axes, keepdims=True),)
 
     return hand_written_op(forward, backward, x)
+
+
+def masked_mean(x: tf.Tensor, mask: tf.Tensor, axis: int) -> tf.Tensor:
+    """Mean over ``axis`` of the cells where ``mask`` (bool, broadcastable to x) is True,
+    keepdims, as Keras's masked GlobalAveragePooling1D computes it; dx = dy / count
+    at the kept cells, 0 elsewhere."""
+    def forward(x):
+        kept = tf.cast(mask, x.dtype)
+        count = tf.reduce_sum(kept, axis, keepdims=True)
+        total = tf.reduce_sum(tf.where(mask, x, tf.zeros([], x.dtype)), axis, keepdims=True)
+        return total / count, (kept, count)
+
+    def backward(dy, saved):
+        kept, count = saved
+        return (kept * (dy / count),)
+
+    return hand_written_op(forward, backward, tf.convert_to_tensor(x))

@@ -26,7 +26,9 @@ TWIN_NAMES = ("Conv2D", "Dense", "MaxPooling2D", "MaxPool2D", "BatchNormalizatio
               "Dropout", "DepthwiseConv2D", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
               "Softmax", "SeparableConv2D", "LayerNormalization", "Add", "Subtract",
               "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "ZeroPadding1D",
-              "ZeroPadding2D", "Cropping2D", "UpSampling2D")
+              "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv1D", "MaxPooling1D",
+              "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "EinsumDense",
+              "MultiHeadAttention")
 
 _results: Dict[str, Dict[str, object]] = {}
 _current = {"nodeid": None}
