@@ -24,6 +24,8 @@ def _loss(y):
     dict(filters=4, kernel_size=3, padding="same", activation="relu", data_format="channels_first"),
     dict(filters=6, kernel_size=(3, 2), groups=2, dilation_rate=(2, 1), use_bias=False,
          data_format="channels_first"),
+    dict(filters=12, kernel_size=3, groups=6, strides=2, activation="relu"),  # depthwise form
+    dict(filters=6, kernel_size=7, groups=6, dilation_rate=2, padding="same"),
 ])
 def test_conv2d_variants_match_stock(float64, kwargs):
     """Outputs, dx, dW, db equal the stock layer's (stock runs NHWC: TF's CPU conv has no NCHW)."""
@@ -88,3 +90,19 @@ def test_dense_on_sparse_inputs_matches_stock_with_sparse_kernel_gradient():
     assert rel_error(y_ours, y_stock) <= 1e-6
     assert rel_error(tf.convert_to_tensor(dw_ours), tf.convert_to_tensor(dw_stock)) <= 1e-6
     assert rel_error(db_ours, db_stock) <= 1e-6
+
+
+def test_one_group_per_channel_runs_as_one_depthwise_convolution():
+    layer = custom_layers.Conv2D(12, 7, groups=6, padding="same")
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        return tape.gradient(y, [x, *layer.trainable_variables])
+
+    graph = step.get_concrete_function(tf.TensorSpec([2, 9, 9, 6])).graph
+    kinds = [op.type for op in graph.get_operations() if "Conv" in op.type]
+    # The forward and dx as depthwise convolutions (dw by taps), not 6 ops per pass.
+    assert set(kinds) == {"DepthwiseConv2dNative"} and len(kinds) <= 3, kinds

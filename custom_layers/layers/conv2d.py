@@ -21,7 +21,8 @@ class Conv2D(ConvolutionTwin, keras.layers.Conv2D):
 
     - ``dilation_rate`` > 1: the op's dx is the full convolution with the
       dilated rotated kernel and its dw reads x at the taps only.
-    - ``groups`` > 1: one op per group of channels, outputs concatenated.
+    - ``groups`` = input channels: one depthwise op; other ``groups`` > 1:
+      one op per group of channels, outputs concatenated.
 
     The kernel is read in its own dtype (no autocast), so under mixed precision
     dw and db accumulate in float32. ReLU is fused into the op with a
@@ -66,8 +67,19 @@ class Conv2D(ConvolutionTwin, keras.layers.Conv2D):
 
 def grouped_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias, groups: int, strides, padding: str,
                    dilation_rate, relu: bool, impl: str = "tf") -> tf.Tensor:
-    """``ops.conv2d`` on NHWC x, one op per group of channels (outputs concatenated)
-    when ``groups`` > 1; ReLU fused when ``relu``."""
+    """``ops.conv2d`` on NHWC x; ReLU fused when ``relu``. With one group per input
+    channel (ConvNeXt's depthwise form) one ``ops.depthwise_conv2d`` (the Conv2D
+    kernel (KH, KW, 1, F) is the depthwise one (KH, KW, C, F / C), its filters
+    in the same order); other groupings run one op per group, concatenated."""
+    strides, dilation_rate = _pair(strides), _pair(dilation_rate)
+    channels = x.shape[-1]
+    if (groups > 1 and groups == channels and impl == "tf"
+            and not (max(strides) > 1 and max(dilation_rate) > 1)):
+        depthwise = tf.reshape(kernel, [*kernel.shape[:2], channels, -1])
+        y = ops.depthwise_conv2d(x, depthwise, bias, strides=strides, padding=padding,
+                                 dilation=dilation_rate)
+        return ops.relu(y) if relu else y
+
     def conv(x, k, b):
         return ops.conv2d(x, k, b, strides=strides, padding=padding,
                           activation="relu" if relu else None, impl=impl,
@@ -79,3 +91,7 @@ def grouped_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias, groups: int, strides, 
     ks = tf.split(kernel, groups, axis=-1)
     bs = tf.split(bias, groups) if bias is not None else [None] * groups
     return tf.concat([conv(*args) for args in zip(xs, ks, bs)], axis=-1)
+
+
+def _pair(v) -> tuple:
+    return (v, v) if isinstance(v, int) else tuple(v)
