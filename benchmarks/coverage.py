@@ -8,9 +8,10 @@ built by ``tape.gradient``; TensorFlow generated it if it sits under
 ``gradient_tape/`` (a registered gradient), else it belongs to one of this
 project's ``tf.custom_gradient`` functions. Ops that only move or describe
 data (reshape, transpose, identity, slicing, shapes, constants, integer
-shape arithmetic) and the loss's own gradient are not counted on either side. Per model it prints the layers swapped, the stock
-classes left, the hand-written share of backward compute ops and the op
-types TensorFlow still generated::
+shape arithmetic) and the loss's own gradient are not counted on either side, and the gradients of layers Keras does not ship as
+``keras.layers`` classes (ConvNeXt's LayerScale) are listed apart. Per model
+it prints the layers swapped, the stock classes left, the hand-written share
+of backward compute ops and the op types TensorFlow still generated::
 
     python -m benchmarks.coverage                      # every model (~10 minutes on 2 cores)
     python -m benchmarks.coverage --models=ResNet50,vit,unet
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import re
 from typing import Callable, Dict, List, Tuple
 
 import keras
@@ -116,19 +118,44 @@ def backward_ops(model: keras.Model) -> List[tf.Operation]:
     return found
 
 
+def foreign_layers(model: keras.Model) -> Dict[str, str]:
+    """{name: class} of the layers that are not ``keras.layers`` classes (ConvNeXt's
+    LayerScale): they have no twin to have, and are counted apart."""
+    return {layer.name: type(layer).__name__ for layer in model._flatten_layers()
+            if not isinstance(layer, keras.Model)
+            and not type(layer).__module__.startswith("custom_layers")
+            and getattr(keras.layers, type(layer).__name__, None) is not type(layer)}
+
+
+def _owner(op_name: str, foreign: Dict[str, str]):
+    """The foreign layer whose name scope holds ``op_name`` (scopes may carry "_1")."""
+    for part in op_name.split("/"):
+        for name in (part, re.sub(r"_\d+$", "", part)):
+            if name in foreign:
+                return foreign[name]
+    return None
+
+
 def coverage(model: keras.Model) -> Tuple[keras.Model, float, collections.Counter]:
-    """(swapped model, hand-written share of backward compute ops, TF-generated op types)."""
+    """(swapped model, hand-written share of backward compute ops, TF-generated op types).
+
+    TensorFlow's gradient ops of a layer that is not a Keras layer (``foreign_layers``)
+    are counted under its class name (as "in LayerScale") and left out of the share.
+    """
     swapped = custom_layers.swap_layers(model, keep_unsupported=True)
+    foreign = foreign_layers(swapped)
     generated, hand_written = collections.Counter(), 0
     for op in backward_ops(swapped):
         if (op.type in NON_COMPUTE or op.name.startswith(f"gradient_tape/{LOSS_SCOPE}")
                 or not any(t.dtype.is_floating for t in op.outputs)):  # shape arithmetic
             continue
         if op.name.startswith("gradient_tape/"):
-            generated[op.type] += 1
+            owner = _owner(op.name, foreign)
+            generated[f"in {owner}" if owner else op.type] += 1
         else:
             hand_written += 1
-    total = hand_written + sum(generated.values())
+    counted = sum(n for kind, n in generated.items() if not kind.startswith("in "))
+    total = hand_written + counted
     return swapped, (hand_written / total if total else 1.0), generated
 
 
