@@ -6,7 +6,7 @@ Dropout, ReLU, LeakyReLU, ELU, PReLU, Softmax, Activation, Rescaling,
 SeparableConv2D, LayerNormalization, Add, Subtract, Multiply, Average,
 Maximum, Minimum, Concatenate, ZeroPadding1D, ZeroPadding2D, Cropping2D,
 UpSampling2D, Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D,
-GlobalMaxPooling1D, EinsumDense, MultiHeadAttention`` gives drop-in replacements for the
+GlobalMaxPooling1D, EinsumDense, MultiHeadAttention, Conv2DTranspose`` gives drop-in replacements for the
 ``keras.layers`` namesakes (plus ``ZeroPadShortcut``, ResNet's option-A shortcut).
 Importing the package registers them as Keras serializables, so
 ``keras.models.load_model`` reads models that use them without

@@ -15,6 +15,7 @@ from custom_layers.layers.batch_normalization import BatchNormalization
 from custom_layers.layers.concatenate import Concatenate
 from custom_layers.layers.conv1d import Conv1D
 from custom_layers.layers.conv2d import Conv2D
+from custom_layers.layers.conv2d_transpose import Conv2DTranspose
 from custom_layers.layers.cropping2d import Cropping2D
 from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
@@ -82,6 +83,7 @@ TWINS: Dict[type, type] = {
     keras.layers.GlobalMaxPooling1D: GlobalMaxPooling1D,
     keras.layers.EinsumDense: EinsumDense,
     keras.layers.MultiHeadAttention: MultiHeadAttention,
+    keras.layers.Conv2DTranspose: Conv2DTranspose,
 }
 
 

@@ -20,7 +20,8 @@ KERAS_LAYERS = os.path.join(os.path.dirname(keras.__file__), "src", "layers")
 TEST_FILES = [
     "core/dense_test.py",
     ("convolutional/conv_test.py", "convolutional/depthwise_conv_test.py",
-     "convolutional/separable_conv_test.py", "pooling/max_pooling_test.py",
+     "convolutional/separable_conv_test.py", "convolutional/conv_transpose_test.py",
+     "pooling/max_pooling_test.py",
      "pooling/average_pooling_test.py", "pooling/global_average_pooling_test.py",
      "pooling/global_max_pooling_test.py", "normalization/batch_normalization_test.py",
      "normalization/layer_normalization_test.py", "regularization/dropout_test.py"),

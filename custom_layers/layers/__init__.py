@@ -15,6 +15,7 @@ from custom_layers.layers.batch_normalization import BatchNormalization
 from custom_layers.layers.concatenate import Concatenate
 from custom_layers.layers.conv1d import Conv1D
 from custom_layers.layers.conv2d import Conv2D
+from custom_layers.layers.conv2d_transpose import Conv2DTranspose
 from custom_layers.layers.cropping2d import Cropping2D
 from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
@@ -45,10 +46,10 @@ from custom_layers.layers.zero_padding1d import ZeroPadding1D
 from custom_layers.layers.zero_padding2d import ZeroPadding2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool2D",
-           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Cropping2D", "Dense",
-           "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense", "GlobalAveragePooling1D",
-           "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-           "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D", "MaxPooling2D",
-           "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "PReLU", "ReLU", "Rescaling",
-           "SeparableConv2D", "Softmax", "Subtract", "UpSampling2D", "ZeroPadShortcut",
-           "ZeroPadding1D", "ZeroPadding2D"]
+           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose",
+           "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense",
+           "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+           "GlobalMaxPooling2D", "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D",
+           "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "PReLU",
+           "ReLU", "Rescaling", "SeparableConv2D", "Softmax", "Subtract", "UpSampling2D",
+           "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D"]

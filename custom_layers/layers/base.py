@@ -30,6 +30,17 @@ class ConvolutionTwin:
         return {**super().get_config(), "impl": self.impl}
 
 
+class KernelTwin:
+    """What the depthwise, separable and transposed twins add to their stock base
+    (put first in the bases): strides with dilation refused, the kernels read in
+    their own dtype (no autocast)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        refuse_strided_dilation(self)
+        self._autocast = False
+
+
 def refuse_lora(layer_name: str, kwargs: Dict[str, Any]) -> None:
     """Raises ValueError if the (stock) constructor kwargs ask for LoRA."""
     if kwargs.get("lora_rank"):
@@ -38,8 +49,9 @@ def refuse_lora(layer_name: str, kwargs: Dict[str, Any]) -> None:
 
 
 def refuse_strided_dilation(layer: keras.layers.Layer) -> None:
-    """Raises ValueError if a depthwise layer asks for strides and dilation both above 1:
-    TensorFlow's depthwise kernel cannot do both, so fail when made, not at the first call."""
+    """Raises ValueError if a layer asks for strides and dilation both above 1, which
+    TensorFlow's depthwise and transposed kernels cannot do: fail when made, not at
+    the first call."""
     if max(layer.strides) > 1 and max(layer.dilation_rate) > 1:
         raise ValueError("strides > 1 cannot be combined with dilation_rate > 1. Received: "
                          f"strides={layer.strides}, dilation_rate={layer.dilation_rate}")

@@ -6,12 +6,12 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers.base import (activate_after_op, cast_real_inputs, in_channels_last,
-                                       refuse_strided_dilation)
+from custom_layers.layers.base import (KernelTwin, activate_after_op, cast_real_inputs,
+                                       in_channels_last)
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+class DepthwiseConv2D(KernelTwin, keras.layers.DepthwiseConv2D):
     """Depthwise convolution whose gradient is ``custom_layers.ops.depthwise_conv2d``'s.
 
     A subclass of the stock layer: arguments, their checks, weights
@@ -38,11 +38,6 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     >>> DepthwiseConv2D(3, depth_multiplier=2)(tf.zeros([1, 8, 8, 4])).shape
     TensorShape([1, 6, 6, 8])
     """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        refuse_strided_dilation(self)
-        self._autocast = False
 
     def call(self, inputs):
         kernel = tf.convert_to_tensor(self.kernel)

@@ -6,12 +6,12 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers.base import (activate_after_op, cast_real_inputs, in_channels_last,
-                                       refuse_strided_dilation)
+from custom_layers.layers.base import (KernelTwin, activate_after_op, cast_real_inputs,
+                                       in_channels_last)
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class SeparableConv2D(keras.layers.SeparableConv2D):
+class SeparableConv2D(KernelTwin, keras.layers.SeparableConv2D):
     """Depthwise then pointwise convolution, both with hand-written gradients:
     ``custom_layers.ops.depthwise_conv2d`` (no bias) followed by
     ``custom_layers.ops.conv2d`` with the 1×1 pointwise kernel and the bias.
@@ -42,11 +42,6 @@ class SeparableConv2D(keras.layers.SeparableConv2D):
     >>> SeparableConv2D(16, 3, padding="same")(tf.zeros([2, 8, 8, 4])).shape
     TensorShape([2, 8, 8, 16])
     """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        refuse_strided_dilation(self)
-        self._autocast = False
 
     def call(self, inputs):
         depthwise = tf.convert_to_tensor(self.depthwise_kernel)
