@@ -77,3 +77,43 @@ def test_gradient_penalty_weight_gradients_equal_stock(float64, training):
             numeric = (values[0] - values[1]) / (2 * h)
             analytic = float(g_ours[0].numpy()[index])
             assert abs(analytic - numeric) <= 1e-6 * np.abs(g_ours[0].numpy()).max(), index
+
+
+def _newer_net(L):
+    """The twins added since: separable and transposed convolutions, upsampling,
+    merges, padding, 1-D convolution, smooth activations (layer norm is checked against its
+    plain formula in test_layer_norm.py: stock's own second derivative is off there)."""
+    inputs = keras.Input((6, 6, 3))
+    x = L.SeparableConv2D(4, 3, padding="same", activation="silu")(inputs)
+    skip = L.Cropping2D(1)(L.ZeroPadding2D(1)(x))
+    x = L.Conv2DTranspose(4, 3, strides=2, padding="same", activation="tanh")(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.Concatenate()([x, L.Multiply()([skip, skip])])
+    # Nearest: TensorFlow has no gradient of ResizeBilinearGrad, so stock's second
+    # derivative through bilinear upsampling is None (ours is defined).
+    x = L.UpSampling2D()(L.Activation("softplus")(x))
+    x = keras.layers.Reshape((36, 8))(L.AveragePooling2D(2)(x))
+    # (MultiHeadAttention is left out: stock's fused dot_product_attention has no second
+    # derivative in TensorFlow, the penalty's gradient of everything before it is None.)
+    x = L.Add()([x, L.Dense(8, activation="tanh")(x)])
+    x = L.Conv1D(4, 3, activation="elu")(x)
+    return keras.Model(inputs, L.Dense(3, activation="softmax")(L.GlobalAveragePooling1D()(x)))
+
+
+def test_gradient_penalty_through_the_newer_twins_equals_stock(float64):
+    rng = np.random.default_rng(1)
+    keras.utils.set_random_seed(0)
+    stock = _newer_net(keras.layers)
+    ours = _newer_net(custom_layers)
+    ours.set_weights(stock.get_weights())
+    x = tf.constant(rng.normal(size=(2, 6, 6, 3)))
+    y = tf.constant(rng.integers(0, 3, size=2))
+    p_ours, g_ours = _penalty_gradients(ours, custom_layers.SparseCategoricalCrossentropy(), x, y,
+                                        False)
+    p_stock, g_stock = _penalty_gradients(stock, keras.losses.SparseCategoricalCrossentropy(), x,
+                                          y, False)
+    assert rel_error(p_ours, p_stock) <= 1e-12
+    scale = max(np.abs(g.numpy()).max() for g in g_stock)
+    for variable, a, b in zip(ours.trainable_variables, g_ours, g_stock):
+        error = np.abs(a.numpy() - b.numpy()).max()
+        assert error <= 1e-6 * max(np.abs(b.numpy()).max(), 1e-2 * scale), variable.path
