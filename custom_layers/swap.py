@@ -15,7 +15,7 @@ from custom_layers.layers.batch_normalization import BatchNormalization
 from custom_layers.layers.concatenate import Concatenate
 from custom_layers.layers.conv1d import Conv1D
 from custom_layers.layers.conv2d import Conv2D
-from custom_layers.layers.conv2d_transpose import Conv2DTranspose
+from custom_layers.layers.conv2d_transposed import Conv2DTranspose
 from custom_layers.layers.cropping2d import Cropping2D
 from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import custom_layers
 from custom_layers.gradcheck import rel_error
-from custom_layers.ops import conv2d_transpose
+from custom_layers.ops import transposed_conv2d
 from tests.graph_walk import tf_generated_gradients
 
 
@@ -37,7 +37,7 @@ def test_conv2d_transpose_equals_stock(float64, config):
 
 def test_an_output_that_does_not_convolve_back_is_refused():
     with pytest.raises(ValueError, match=r"an output of \(9, 9\) convolves to \(3, 3\)"):
-        conv2d_transpose(tf.zeros([1, 5, 5, 2]), tf.zeros([3, 3, 4, 2]), None, (9, 9), (3, 3))
+        transposed_conv2d(tf.zeros([1, 5, 5, 2]), tf.zeros([3, 3, 4, 2]), None, (9, 9), (3, 3))
 
 
 def test_a_decoder_backpropagates_only_through_hand_written_ops():

@@ -11,7 +11,7 @@ conv2d, spread_kernel      ``convolution``,             dx: full convolution of 
                            ``convolution_backward``     stride-dilated dy with the
                                                         rotated kernel; dw: x ⋆ dy
                                                         as one forward conv; db = Σ dy
-conv2d_transpose           ``transposed_convolution``   the convolution's passes swapped:
+transposed_conv2d          ``transposed_convolution``   the convolution's passes swapped:
                                                         forward = its dx, dx = a forward
                                                         conv, dw = its dw of (dy, x)
 depthwise_conv2d           ``depthwise_convolution``    the same per channel
@@ -92,16 +92,16 @@ from custom_layers.ops.padding import crop, zero_pad
 from custom_layers.ops.parametric_relu import prelu
 from custom_layers.ops.pointwise import activation
 from custom_layers.ops.rescaling import rescale
-from custom_layers.ops.transposed_convolution import conv2d_transpose
+from custom_layers.ops.transposed_convolution import transposed_conv2d
 from custom_layers.ops.upsampling import upsample_interpolated, upsample_nearest
 from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 
 __all__ = [
     "activation", "add", "avg_pool2d", "batch_norm_inference", "batch_norm_train", "concatenate",
-    "conv2d", "conv2d_transpose", "crop", "dense", "depthwise_conv2d", "divide", "dropout",
-    "einsum", "einsum_dense", "gelu", "global_avg_pool", "global_max_pool", "layer_norm",
-    "log_softmax", "masked_mean", "max_pool2d", "maximum", "minimum", "multiply", "prelu", "relu",
-    "relu_general", "rescale", "select", "softmax", "sparse_dense",
-    "sparse_probability_cross_entropy", "sparse_softmax_cross_entropy", "spread_kernel",
-    "subtract", "upsample_interpolated", "upsample_nearest", "zero_pad", "zero_pad_shortcut",
+    "conv2d", "crop", "dense", "depthwise_conv2d", "divide", "dropout", "einsum", "einsum_dense",
+    "gelu", "global_avg_pool", "global_max_pool", "layer_norm", "log_softmax", "masked_mean",
+    "max_pool2d", "maximum", "minimum", "multiply", "prelu", "relu", "relu_general", "rescale",
+    "select", "softmax", "sparse_dense", "sparse_probability_cross_entropy",
+    "sparse_softmax_cross_entropy", "spread_kernel", "subtract", "transposed_conv2d",
+    "upsample_interpolated", "upsample_nearest", "zero_pad", "zero_pad_shortcut",
 ]

@@ -27,7 +27,7 @@ from custom_layers.ops.custom_op import accumulation_dtype, hand_written_op
 from custom_layers.ops.shapes import spatial_padding, static_hw
 
 
-def conv2d_transpose(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor],
+def transposed_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor],
                      output_hw: Sequence[int], strides: Tuple[int, int] = (1, 1),
                      padding: str = "valid", dilation: Tuple[int, int] = (1, 1)) -> tf.Tensor:
     """Transposed 2-D convolution with the hand-written passes of the module doc.
@@ -45,12 +45,12 @@ def conv2d_transpose(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor],
         (N, HO, WO, F).
     """
     x, kernel = tf.convert_to_tensor(x), tf.convert_to_tensor(kernel)
-    hw = static_hw(x.shape, "conv2d_transpose")
+    hw = static_hw(x.shape, "transposed_conv2d")
     output_hw = tuple(int(v) for v in output_hw)
     strides, dilation = tuple(strides), tuple(dilation)
     pads = spatial_padding(output_hw, kernel.shape[:2], strides, padding, dilation)
     if (pads[0].out, pads[1].out) != hw:
-        raise ValueError(f"conv2d_transpose: an output of {output_hw} convolves to "
+        raise ValueError(f"transposed_conv2d: an output of {output_hw} convolves to "
                          f"{(pads[0].out, pads[1].out)}, not to the input's {hw}")
     filters = kernel.shape[2]
     plan = plan_backward([x.shape[0], *output_hw, filters], kernel.shape, strides, pads,

@@ -7,13 +7,13 @@ import tensorflow as tf
 
 from custom_layers.layers.base import (KernelTwin, activate_after_op, cast_real_inputs,
                                        in_channels_last)
-from custom_layers.ops.transposed_convolution import conv2d_transpose
+from custom_layers.ops.transposed_convolution import transposed_conv2d
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
 class Conv2DTranspose(KernelTwin, keras.layers.Conv2DTranspose):
     """Transposed convolution whose three passes are the hand-written convolution's
-    (``custom_layers.ops.conv2d_transpose``): the forward is its dx, dx a
+    (``custom_layers.ops.transposed_conv2d``): the forward is its dx, dx a
     forward convolution, dW its kernel gradient with the roles of input and dy
     swapped.
 
@@ -37,7 +37,7 @@ class Conv2DTranspose(KernelTwin, keras.layers.Conv2DTranspose):
         output_hw = shape[2:4] if self.data_format == "channels_first" else shape[1:3]
 
         def nhwc(x):
-            return conv2d_transpose(x, kernel, bias, output_hw, tuple(self.strides),
+            return transposed_conv2d(x, kernel, bias, output_hw, tuple(self.strides),
                                     self.padding, tuple(self.dilation_rate))
 
         y = in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
