@@ -43,6 +43,11 @@ from custom_layers.layers.subtract import Subtract
 from custom_layers.layers.up_sampling2d import UpSampling2D
 from custom_layers.layers.zero_padding1d import ZeroPadding1D
 from custom_layers.layers.zero_padding2d import ZeroPadding2D
+from custom_layers.layers.cropping1d import Cropping1D
+from custom_layers.layers.cropping3d import Cropping3D
+from custom_layers.layers.zero_padding3d import ZeroPadding3D
+from custom_layers.layers.up_sampling1d import UpSampling1D
+from custom_layers.layers.up_sampling3d import UpSampling3D
 from custom_layers.operations import OPERATION_TWINS
 
 # Exact stock classes only: a user's subclass of a stock layer has its own call.
@@ -84,6 +89,11 @@ TWINS: Dict[type, type] = {
     keras.layers.EinsumDense: EinsumDense,
     keras.layers.MultiHeadAttention: MultiHeadAttention,
     keras.layers.Conv2DTranspose: Conv2DTranspose,
+    keras.layers.Cropping1D: Cropping1D,
+    keras.layers.Cropping3D: Cropping3D,
+    keras.layers.ZeroPadding3D: ZeroPadding3D,
+    keras.layers.UpSampling1D: UpSampling1D,
+    keras.layers.UpSampling3D: UpSampling3D,
 }
 
 

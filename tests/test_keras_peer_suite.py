@@ -30,6 +30,9 @@ TEST_FILES = [
      "activations/prelu_test.py", "activations/softmax_test.py", "merging/merging_test.py",
      "reshaping/zero_padding1d_test.py", "reshaping/zero_padding2d_test.py",
      "reshaping/cropping2d_test.py", "reshaping/up_sampling2d_test.py",
+     "reshaping/zero_padding3d_test.py", "reshaping/cropping1d_test.py",
+     "reshaping/cropping3d_test.py", "reshaping/up_sampling1d_test.py",
+     "reshaping/up_sampling3d_test.py",
      "core/einsum_dense_test.py", "attention/multi_head_attention_test.py"),
 ]
 # preprocessing/rescaling_test.py imports grain, which the requirements do not

@@ -82,10 +82,17 @@ def test_concatenate_equals_stock_on_any_axis(float64):
     lambda L: L.ZeroPadding1D((1, 2)), lambda L: L.ZeroPadding2D(((1, 0), (2, 3))),
     lambda L: L.ZeroPadding2D(1, data_format="channels_first"),
     lambda L: L.Cropping2D(((1, 0), (0, 2))), lambda L: L.Cropping2D(1, data_format="channels_first"),
-], ids=["pad1d", "pad2d", "pad2d-channels_first", "crop2d", "crop2d-channels_first"])
+    lambda L: L.Cropping1D((2, 1)), lambda L: L.Cropping1D((0, 3)),
+    lambda L: L.ZeroPadding3D(((1, 0), (0, 2), (1, 1))),
+    lambda L: L.ZeroPadding3D(1, data_format="channels_first"),
+    lambda L: L.Cropping3D(((1, 0), (0, 2), (1, 1))),
+    lambda L: L.Cropping3D(((0, 1), (1, 0), (0, 0)), data_format="channels_first"),
+], ids=["pad1d", "pad2d", "pad2d-channels_first", "crop2d", "crop2d-channels_first", "crop1d",
+        "crop1d-after", "pad3d", "pad3d-channels_first", "crop3d", "crop3d-channels_first"])
 def test_padding_and_cropping_equal_stock(float64, make):
     layer = make(custom_layers)
-    xs = _inputs((2, 5, 6) if isinstance(layer, keras.layers.ZeroPadding1D) else (2, 5, 6, 3))
+    rank = 3 if "1D" in type(layer).__name__ else 5 if "3D" in type(layer).__name__ else 4
+    xs = _inputs((2, 5, 6, 4, 3)[:rank - 1] + (3,))
     stock_layer = make(keras.layers)
     ours, stock = _grads(lambda t: layer(t[0]), xs), _grads(lambda t: stock_layer(t[0]), xs)
     for a, b in zip(ours, stock):
@@ -111,6 +118,20 @@ def test_upsampling2d_equals_stock(float64, interpolation):
     np.testing.assert_array_equal(ours[0], stock[0])
     # TensorFlow resizes in float32 inside, its gradient kernels too: ~1e-8 apart.
     assert rel_error(ours[1], stock[1]) <= (1e-15 if interpolation == "nearest" else 1e-6)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda L: L.UpSampling1D(3), (2, 4, 3)),
+    (lambda L: L.UpSampling3D((2, 1, 3)), (2, 3, 4, 2, 3)),
+    (lambda L: L.UpSampling3D(2, data_format="channels_first"), (2, 3, 2, 4, 3)),
+], ids=["1d", "3d", "3d-channels_first"])
+def test_upsampling_1d_and_3d_equal_stock(float64, make, shape):
+    xs = _inputs(shape)
+    layer, stock_layer = make(custom_layers), make(keras.layers)
+    ours, stock = _grads(lambda t: layer(t[0]), xs), _grads(lambda t: stock_layer(t[0]), xs)
+    np.testing.assert_array_equal(ours[0], stock[0])
+    # dx sums each block of copies, in another order than stock's repeat gradient.
+    assert rel_error(ours[1], stock[1]) <= 1e-14
 
 
 def test_lanczos_upsampling_equals_stock_in_float32():

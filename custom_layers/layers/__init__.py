@@ -16,7 +16,9 @@ from custom_layers.layers.concatenate import Concatenate
 from custom_layers.layers.conv1d import Conv1D
 from custom_layers.layers.conv2d import Conv2D
 from custom_layers.layers.conv2d_transposed import Conv2DTranspose
+from custom_layers.layers.cropping1d import Cropping1D
 from custom_layers.layers.cropping2d import Cropping2D
+from custom_layers.layers.cropping3d import Cropping3D
 from custom_layers.layers.dense import Dense
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.layers.dropout import Dropout
@@ -40,16 +42,19 @@ from custom_layers.layers.rescaling import Rescaling
 from custom_layers.layers.separable_conv2d import SeparableConv2D
 from custom_layers.layers.softmax import Softmax
 from custom_layers.layers.subtract import Subtract
+from custom_layers.layers.up_sampling1d import UpSampling1D
 from custom_layers.layers.up_sampling2d import UpSampling2D
+from custom_layers.layers.up_sampling3d import UpSampling3D
 from custom_layers.layers.zero_pad_shortcut import ZeroPadShortcut
 from custom_layers.layers.zero_padding1d import ZeroPadding1D
 from custom_layers.layers.zero_padding2d import ZeroPadding2D
+from custom_layers.layers.zero_padding3d import ZeroPadding3D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool2D",
-           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose",
-           "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense",
+           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping1D",
+           "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D", "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D",
-           "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "PReLU",
-           "ReLU", "Rescaling", "SeparableConv2D", "Softmax", "Subtract", "UpSampling2D",
-           "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D"]
+           "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "PReLU", "ReLU",
+           "Rescaling", "SeparableConv2D", "Softmax", "Subtract", "UpSampling1D", "UpSampling2D",
+           "UpSampling3D", "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"]

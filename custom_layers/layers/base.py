@@ -87,10 +87,12 @@ def cast_real_inputs(layer: keras.layers.Layer, inputs) -> tf.Tensor:
 
 def in_channels_last(layer: keras.layers.Layer, op: Callable[[tf.Tensor], tf.Tensor],
                      x: tf.Tensor) -> tf.Tensor:
-    """``op`` (an NHWC -> NHWC function) applied to x in ``layer.data_format``.
+    """``op`` (a channels-last -> channels-last function, NHWC for images)
+    applied to x in ``layer.data_format``.
 
-    channels_first inputs are transposed to NHWC and back: TensorFlow's CPU
-    convolutions and poolings are NHWC-only (stock Keras transposes too).
+    channels_first inputs (any rank) are transposed to channels-last and back:
+    TensorFlow's CPU convolutions and poolings are NHWC-only (stock Keras
+    transposes too).
 
     Raises:
         ValueError: naming the layer, if x is not 4-D with its height and
@@ -104,7 +106,9 @@ def in_channels_last(layer: keras.layers.Layer, op: Callable[[tf.Tensor], tf.Ten
             f"shape {x.shape}; give the model a fixed input size, e.g. keras.Input((32, 32, 3))")
     if not channels_first:
         return op(x)
-    return tf.transpose(op(tf.transpose(x, [0, 2, 3, 1])), [0, 3, 1, 2])
+    rank = x.shape.rank
+    to_last, to_first = [0, *range(2, rank), 1], [0, rank - 1, *range(1, rank - 1)]
+    return tf.transpose(op(tf.transpose(x, to_last)), to_first)
 
 
 def hand_written_activation(activation: Callable, impl: str = "tf") -> Optional[Callable]:
