@@ -22,7 +22,8 @@ from typing import Dict, List
 
 from absl import flags
 
-from benchmarks.common import cpu_description, require_known
+from benchmarks.common import require_known
+from benchmarks.cpu import cpu_description
 from models import registry
 from training import cli, config
 

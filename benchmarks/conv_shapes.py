@@ -25,7 +25,8 @@ import tensorflow as tf
 from absl import flags
 
 import custom_layers
-from benchmarks.common import cpu_description, require_known
+from benchmarks.common import require_known
+from benchmarks.cpu import cpu_description
 from training import cli
 
 PRECISIONS = ("float32", "mixed_bfloat16")

@@ -31,7 +31,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import custom_layers
-from benchmarks.common import cpu_description
+from benchmarks.cpu import cpu_description
 from custom_layers.gradcheck import rel_error
 
 FLAGS = flags.FLAGS

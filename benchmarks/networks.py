@@ -36,7 +36,8 @@ from absl import flags
 
 import custom_layers
 import models
-from benchmarks.common import alternating_rounds, cpu_description, require_known, train_step
+from benchmarks.common import alternating_rounds, require_known, train_step
+from benchmarks.cpu import cpu_description
 from benchmarks.conv_shapes import PRECISIONS
 from training import cli
 
