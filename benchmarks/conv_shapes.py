@@ -75,6 +75,8 @@ SHAPES: Dict[str, Shape] = {
     "grouped": Shape(32, 32, 32, 64, 64, 3, groups=4),
     "depthwise": Shape(32, 56, 56, 96, 96, 3, kind="depthwise"),
     "depthwise_strided": Shape(32, 56, 56, 96, 96, 3, strides=2, kind="depthwise"),
+    "depthwise_7x7": Shape(64, 7, 7, 960, 960, 3, kind="depthwise"),
+    "depthwise_multiplier": Shape(32, 28, 28, 64, 128, 5, kind="depthwise"),
     "channels_first": Shape(32, 16, 16, 64, 64, 3, data_format="channels_first"),
 }
 
@@ -91,7 +93,8 @@ def define_flags() -> None:
 def make_layers(shape: Shape):
     """(custom, stock) layers of ``shape``, built, with the same weights."""
     if shape.kind == "depthwise":
-        kwargs = dict(kernel_size=shape.k, strides=shape.strides, padding="same")
+        kwargs = dict(kernel_size=shape.k, strides=shape.strides, padding="same",
+                      depth_multiplier=shape.f // shape.c)
         pair = (custom_layers.DepthwiseConv2D(**kwargs), keras.layers.DepthwiseConv2D(**kwargs))
     else:
         kwargs = dict(filters=shape.f, kernel_size=shape.k, strides=shape.strides, padding="same",

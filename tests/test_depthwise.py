@@ -44,6 +44,27 @@ def test_numpy_loops_vectorised_tf_and_stock_agree(strides, padding, dilation, m
         assert rel_error(o, n) <= tol and rel_error(o, s) <= tol and rel_error(lg, n) <= tol, name
 
 
+@pytest.mark.parametrize("strides,dilation,multiplier", [
+    ((2, 1), (1, 1), 2), ((1, 3), (1, 1), 1), ((1, 1), (2, 1), 2), ((1, 1), (2, 2), 1),
+])
+@pytest.mark.parametrize("batch_known", [True, False])
+def test_weight_gradient_forms_agree_with_numpy(strides, dilation, multiplier, batch_known):
+    # Image by image (unrolled or a loop; square dilation) or per tap (the rest).
+    rng = np.random.default_rng(sum(strides) + sum(dilation))
+    x = rng.normal(size=(3, 9, 8, 2))
+    w = rng.normal(size=(3, 2, 2, multiplier))
+    out, cache = depthwise.depthwise_conv2d_forward(x, w, None, strides, "same", dilation)
+    dout = rng.normal(size=out.shape)
+    _, dw_numpy, _ = depthwise.depthwise_conv2d_backward(dout, cache)
+
+    batch = 3 if batch_known else None
+    pads = depthwise._geometry((9, 8), (3, 2), strides, "same", dilation)
+    grad = tf.function(lambda xx, dd: depthwise._kernel_grad(xx, dd, w.shape, pads, strides, dilation),
+                       input_signature=[tf.TensorSpec([batch, 9, 8, 2], tf.float64),
+                                        tf.TensorSpec([batch, *out.shape[1:]], tf.float64)])
+    assert rel_error(grad(x, dout), dw_numpy) <= 1e-12
+
+
 def test_numpy_backward_matches_numeric_gradient():
     rng = np.random.default_rng(1)
     x, w, b = rng.normal(size=(1, 6, 5, 2)), rng.normal(size=(3, 3, 2, 2)), rng.normal(size=(4,))

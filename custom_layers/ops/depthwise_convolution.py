@@ -171,12 +171,12 @@ def _input_grad(dy: tf.Tensor, kernel: tf.Tensor, hw: Pair, pads, strides: Pair,
     return tf.reduce_sum(tf.reshape(per_output, [n, hw[0], hw[1], c, m]), axis=-1)
 
 
-# Each tap's dw is an elementwise product summed over batch and space: XLA
-# fuses the pad, the tap's slice, the product and the sum into one pass per
-# tap (an einsum became a batched matmul of a poor layout, ~50x slower).
+# Fallback dw: each tap's product summed over batch and space, fused by XLA
+# into one pass per tap (an einsum became a batched matmul of a poor layout,
+# ~50x slower). It reads x once per tap, ~10x slower than the form below.
 @tf.function(jit_compile=True)
-def _kernel_grad(x: tf.Tensor, dy: tf.Tensor, kernel_shape, pads, strides: Pair,
-                 dilation: Pair) -> tf.Tensor:
+def _kernel_grad_by_taps(x: tf.Tensor, dy: tf.Tensor, kernel_shape, pads, strides: Pair,
+                         dilation: Pair) -> tf.Tensor:
     """dw (KH, KW, C, M): per tap, the input it meets times dy, summed over batch and space."""
     kh, kw, c, m = kernel_shape
     x_pad = tf.pad(x, [[0, 0], [pads[0].before, pads[0].after],
@@ -187,6 +187,56 @@ def _kernel_grad(x: tf.Tensor, dy: tf.Tensor, kernel_shape, pads, strides: Pair,
     taps = [tf.reduce_sum(_tap(x_pad, i, j, out_hw, strides, dilation)[..., None] * dy, [0, 1, 2])
             for i in range(kh) for j in range(kw)]
     return tf.reshape(tf.stack(taps), [kh, kw, c, m])
+
+
+def _image_kernel_grad(x_pad: tf.Tensor, dy: tf.Tensor, kernel_shape, strides: Pair,
+                       dilation: Pair) -> tf.Tensor:
+    """One image's dw as one forward depthwise convolution: (1, KH, KW, C·M).
+
+    dw[i, j, c, m] = Σ_{y,x} x_pad[y·s + i·d, x·s + j·d, c] · dy[y, x, c, m] is a
+    depthwise correlation of the padded image with dy as its (HO, WO, C, M)
+    filter, the filter dilated by the forward's stride and the output strided
+    by its dilation; it reads the image once, where the taps read it KH·KW times.
+    x_pad: (1, HP, WP, C); dy: (HO, WO, C·M).
+    """
+    kh, kw, c, m = kernel_shape
+    filters = tf.reshape(dy, [dy.shape[0], dy.shape[1], c, m])
+    if m > 1:  # a multiplier above 1 takes a slow kernel: one multiplier at a time
+        parts = [_image_kernel_grad(x_pad, filters[..., k], (kh, kw, c, 1), strides, dilation)
+                 for k in range(m)]
+        return tf.reshape(tf.stack(parts, -1), [1, kh, kw, c * m])
+    dw = tf.nn.depthwise_conv2d(x_pad, filters, [1, dilation[0], dilation[1], 1], "VALID",
+                                dilations=list(strides))
+    return dw[:, :kh, :kw]
+
+
+def _kernel_grad(x: tf.Tensor, dy: tf.Tensor, kernel_shape, pads, strides: Pair,
+                 dilation: Pair) -> tf.Tensor:
+    """dw (KH, KW, C, M), summed over the batch image by image (see ``_image_kernel_grad``).
+
+    A batch known when traced is unrolled (independent convolutions the
+    executor runs side by side); an unknown one is a loop. The dilation must be
+    equal along both axes (it becomes the correlation's stride, which
+    TensorFlow's depthwise kernel wants square); otherwise the per-tap form.
+    """
+    if dilation[0] != dilation[1]:
+        return _kernel_grad_by_taps(x, dy, kernel_shape, pads, strides, dilation)
+    x_pad = tf.pad(x, [[0, 0], [pads[0].before, pads[0].after],
+                       [pads[1].before, pads[1].after], [0, 0]])
+    # Only the rows and columns some tap reaches: the correlation's output is then KH x KW.
+    x_pad = x_pad[:, :(pads[0].out - 1) * strides[0] + window_span(kernel_shape[0], dilation[0]),
+                  :(pads[1].out - 1) * strides[1] + window_span(kernel_shape[1], dilation[1])]
+
+    def image(i):
+        return _image_kernel_grad(x_pad[i][tf.newaxis], dy[i], kernel_shape, strides, dilation)
+
+    if x.shape[0] is not None:
+        return tf.reshape(tf.add_n([image(i) for i in range(x.shape[0])]), kernel_shape)
+    total = tf.zeros([1, kernel_shape[0], kernel_shape[1], kernel_shape[2] * kernel_shape[3]],
+                     x.dtype)
+    _, total = tf.while_loop(lambda i, _: i < tf.shape(x)[0],
+                             lambda i, acc: (i + 1, acc + image(i)), (0, total))
+    return tf.reshape(total, kernel_shape)
 
 
 def depthwise_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor] = None,
