@@ -136,7 +136,8 @@ def _phase_axis(size: int, k: int, s: int, before: int, out: int) -> _PhaseAxis:
     return _PhaseAxis(m_hi - m_lo + 1, before - m_lo * s, end, tuple(phases))
 
 
-def _axes(plan: InputGradPlan) -> List[_PhaseAxis]:
+def phase_axes(plan: InputGradPlan) -> List[_PhaseAxis]:
+    """The stride phases of dx's rows and of its columns."""
     return [_phase_axis(plan.input_hw[a], plan.kernel_hw[a], plan.strides[a],
                         plan.pads[a].before, plan.pads[a].out) for a in range(2)]
 
@@ -145,7 +146,7 @@ def _phase_kernels(k, plan: InputGradPlan, stacked: bool):
     """Each phase's rotated sub-kernel (KH', KW', F, C), in (r_h, r_w) order;
     stacked: all zero-padded in front to phase (0, 0)'s size, as one
     (JH, JW, F, SH·SW·C) kernel."""
-    ah, aw = _axes(plan)
+    ah, aw = phase_axes(plan)
     jh, jw = ah.phases[0].taps, aw.phases[0].taps
     kernels = []
     for ph in ah.phases:
@@ -163,18 +164,18 @@ def _phase_kernels(k, plan: InputGradPlan, stacked: bool):
 @tf.function(jit_compile=True)
 def _subpixel_operands(y, dy, k, relu: bool, plan: InputGradPlan):
     """dy masked (and cut to the rows any phase reads) and the phases' kernels."""
-    ah, aw = _axes(plan)
+    ah, aw = phase_axes(plan)
     dy = _masked(y, dy, relu)[:, : ah.end, : aw.end, :]
     return dy, _phase_kernels(k, plan, plan.method == "subpixel_stacked")
 
 
 @tf.function(jit_compile=True)
-def _subpixel_interleave(phases, plan: InputGradPlan):
+def interleave_phases(phases, plan: InputGradPlan):
     """The phases (N, MH, MW, C) in (r_h, r_w) order (None where no tap
     reaches), or all of them as (N, MH, MW, SH·SW·C), interleaved into rows
     and columns and cut to (N, H, W, C)."""
     sh, sw = plan.strides
-    ah, aw = _axes(plan)
+    ah, aw = phase_axes(plan)
     if len(phases) == 1:
         t = phases[0]
     else:
@@ -196,15 +197,15 @@ def _phase_conv(dy, kernel, ph: _Phase, pw: _Phase):
 
 def _subpixel(y, dy, k, relu, plan: InputGradPlan):
     dy, kernels = _subpixel_operands(y, dy, k, relu, plan)
-    ah, aw = _axes(plan)
+    ah, aw = phase_axes(plan)
     if plan.method == "subpixel_stacked":  # phase (0, 0) reads the most of dy
-        return _subpixel_interleave([_phase_conv(dy, kernels, ah.phases[0], aw.phases[0])], plan)
+        return interleave_phases([_phase_conv(dy, kernels, ah.phases[0], aw.phases[0])], plan)
     phases, kernels = [], iter(kernels)
     for ph in ah.phases:
         for pw in aw.phases:
             present = ph.taps and pw.taps
             phases.append(_phase_conv(dy, next(kernels), ph, pw) if present else None)
-    return _subpixel_interleave(phases, plan)
+    return interleave_phases(phases, plan)
 
 
 # ----------------------------------------------------------------------------

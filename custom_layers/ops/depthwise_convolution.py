@@ -17,7 +17,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from custom_layers.ops.custom_op import accumulation_dtype, dilate, hand_written_op
+from custom_layers.ops.convolution_input_grad import InputGradPlan, interleave_phases, phase_axes
+from custom_layers.ops.custom_op import accumulation_dtype, hand_written_op
 from custom_layers.ops.shapes import (
     Pair,
     Pads,
@@ -160,15 +161,50 @@ def depthwise_conv2d_backward(dout: np.ndarray, cache):
 def _input_grad(dy: tf.Tensor, kernel: tf.Tensor, hw: Pair, pads, strides: Pair,
                 dilation: Pair) -> tf.Tensor:
     """dx (N, H, W, C): the full convolution of the dilated dy with the rotated kernel."""
+    if strides != (1, 1):
+        return _input_grad_by_phases(dy, kernel, hw, pads, strides)
     kh, kw, c, m = kernel.shape
     rotated = tf.reshape(tf.reverse(kernel, axis=[0, 1]), [kh, kw, c * m, 1])
-    spread = dilate(dy, strides)
     spans = [window_span(k, d) for k, d in zip((kh, kw), dilation)]
-    explicit = full_convolution_padding(hw, spans, spread.shape[1:3], pads)
-    per_output = tf.nn.depthwise_conv2d(spread, rotated, [1, 1, 1, 1], explicit,
+    explicit = full_convolution_padding(hw, spans, dy.shape[1:3], pads)
+    per_output = tf.nn.depthwise_conv2d(dy, rotated, [1, 1, 1, 1], explicit,
                                         dilations=list(dilation))
-    n = tf.shape(dy)[0]
-    return tf.reduce_sum(tf.reshape(per_output, [n, hw[0], hw[1], c, m]), axis=-1)
+    return _sum_multipliers(per_output, c, m)
+
+
+def _sum_multipliers(t: tf.Tensor, c: int, m: int) -> tf.Tensor:
+    """(N, H, W, C·M) -> (N, H, W, C): each input channel's M outputs added."""
+    if m == 1:
+        return t
+    return tf.reduce_sum(tf.reshape(t, [tf.shape(t)[0], t.shape[1], t.shape[2], c, m]), -1)
+
+
+def _input_grad_by_phases(dy: tf.Tensor, kernel: tf.Tensor, hw: Pair, pads,
+                          strides: Pair) -> tf.Tensor:
+    """dx of a strided depthwise convolution, one stride phase at a time.
+
+    The stride-dilated dy is mostly zeros; dx's rows ≡ r_h and columns ≡ r_w
+    (mod the stride) are instead the stride-1 correlation of dy itself with
+    the rotated sub-kernel ``w[r_h::SH, r_w::SW]``, interleaved back (the
+    ``subpixel`` form of ``Conv2D``'s dx, ``convolution_input_grad``).
+    """
+    kh, kw, c, m = kernel.shape
+    plan = InputGradPlan("subpixel", tuple(hw), (kh, kw), tuple(strides), pads)
+    rows, cols = phase_axes(plan)
+    dy = dy[:, :rows.end, :cols.end, :]
+    phases = []
+    for ph in rows.phases:
+        for pw in cols.phases:
+            if not (ph.taps and pw.taps):
+                phases.append(None)
+                continue
+            sub = tf.reverse(kernel[ph.r::strides[0], pw.r::strides[1]], axis=[0, 1])
+            part = dy[:, ph.start:, pw.start:, :]
+            padding = [[0, 0], [ph.pad_before, ph.pad_after], [pw.pad_before, pw.pad_after], [0, 0]]
+            out = tf.nn.depthwise_conv2d(part, tf.reshape(sub, [ph.taps, pw.taps, c * m, 1]),
+                                         [1, 1, 1, 1], padding)
+            phases.append(_sum_multipliers(out, c, m))
+    return interleave_phases(phases, plan)
 
 
 # Fallback dw: each tap's product summed over batch and space, fused by XLA
