@@ -12,6 +12,7 @@ import tensorflow as tf
 from custom_layers.gradcheck.measure import (CURVED_NUMERIC_BOUND, CURVED_STEP, numeric_gradient,
                                              tf_gradients)
 from custom_layers.gradcheck.pointwise_checks import table
+from custom_layers.ops import group_normalization as gn
 from custom_layers.ops import layer_normalization as ln
 from custom_layers.ops import merging, padding, upsampling
 
@@ -28,6 +29,30 @@ def check_layer_norm(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
                                 CURVED_STEP) for v in (x, gamma, beta)]
     return table(["dx", "dgamma", "dbeta"], ours, numeric, stock,
                  list(ln.layer_norm_backward(dout, cache)), out, dout, (x, gamma, beta),
+                 CURVED_NUMERIC_BOUND)
+
+
+def _keras_group_norm(x, gamma, beta, groups: int):
+    """``keras.layers.GroupNormalization``'s arithmetic (channels last), for autodiff."""
+    shape = [*x.shape[:-1], groups, x.shape[-1] // groups]
+    xg = keras.ops.reshape(x, shape)
+    mean, variance = keras.ops.moments(xg, axes=list(range(1, len(shape) - 2)) + [len(shape) - 1],
+                                       keepdims=True)
+    inv = keras.ops.rsqrt(variance + 1e-3) * keras.ops.reshape(gamma, shape[-2:])
+    return keras.ops.reshape(xg * inv - mean * inv + keras.ops.reshape(beta, shape[-2:]), x.shape)
+
+
+def check_group_norm(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of group norm's dx, dγ, dβ: 6 channels of a 3-D input in 3 groups."""
+    x, gamma, beta = rng.normal(size=(2, 4, 6)), rng.normal(size=6), rng.normal(size=6)
+    dout = rng.normal(size=x.shape)
+    ours = tf_gradients(lambda t, g, b: gn.group_norm(t, g, b, 3), (x, gamma, beta), dout)
+    stock = tf_gradients(lambda t, g, b: _keras_group_norm(t, g, b, 3), (x, gamma, beta), dout)
+    out, cache = gn.group_norm_forward(x, gamma, beta, 3)
+    numeric = [numeric_gradient(lambda: gn.group_norm_forward(x, gamma, beta, 3)[0], v, dout,
+                                CURVED_STEP) for v in (x, gamma, beta)]
+    return table(["dx", "dgamma", "dbeta"], ours, numeric, stock,
+                 list(gn.group_norm_backward(dout, cache)), out, dout, (x, gamma, beta),
                  CURVED_NUMERIC_BOUND)
 
 

@@ -28,6 +28,7 @@ from custom_layers.layers.global_average_pooling1d import GlobalAveragePooling1D
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling1d import GlobalMaxPooling1D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.group_normalization import GroupNormalization
 from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.leaky_relu import LeakyReLU
 from custom_layers.layers.max_pooling1d import MaxPooling1D
@@ -54,7 +55,7 @@ __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D
            "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping1D",
            "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-           "GlobalMaxPooling2D", "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D",
+           "GlobalMaxPooling2D", "GroupNormalization", "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D",
            "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "PReLU", "ReLU",
            "Rescaling", "SeparableConv2D", "Softmax", "Subtract", "UpSampling1D", "UpSampling2D",
            "UpSampling3D", "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"]

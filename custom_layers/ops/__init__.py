@@ -24,6 +24,7 @@ batch_norm_train,          ``batch_normalization``      the compact closed form
 batch_norm_inference
 dropout                    ``inverted_dropout``         dy times the forward's mask
 layer_norm                 ``layer_normalization``      the closed form over any axes
+group_norm                 ``group_normalization``      the same over each group
 einsum, einsum_dense       ``contraction``              each operand's: an einsum of dy
                                                         with the other; db = Σ dy
 relu, gelu                 ``activations``              dy where y > 0; dy (Φ + xφ)
@@ -83,6 +84,7 @@ from custom_layers.ops.depthwise_convolution import depthwise_conv2d
 from custom_layers.ops.contraction import einsum, einsum_dense
 from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool, masked_mean
 from custom_layers.ops.inverted_dropout import dropout
+from custom_layers.ops.group_normalization import group_norm
 from custom_layers.ops.layer_normalization import layer_norm
 from custom_layers.ops.max_pooling import max_pool2d
 from custom_layers.ops.merging import (add, concatenate, divide, maximum, minimum, multiply, select,
@@ -99,7 +101,7 @@ from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 __all__ = [
     "activation", "add", "avg_pool2d", "batch_norm_inference", "batch_norm_train", "concatenate",
     "conv2d", "crop", "dense", "depthwise_conv2d", "divide", "dropout", "einsum", "einsum_dense",
-    "gelu", "global_avg_pool", "global_max_pool", "layer_norm", "log_softmax", "masked_mean",
+    "gelu", "global_avg_pool", "global_max_pool", "group_norm", "layer_norm", "log_softmax", "masked_mean",
     "max_pool2d", "maximum", "minimum", "multiply", "prelu", "relu", "relu_general", "rescale",
     "select", "softmax", "sparse_dense", "sparse_probability_cross_entropy",
     "sparse_softmax_cross_entropy", "spread_kernel", "subtract", "transposed_conv2d",

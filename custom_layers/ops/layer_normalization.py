@@ -81,6 +81,13 @@ def layer_norm_backward(dout: np.ndarray, cache):
             None if beta is None else dbeta.reshape(beta.shape))
 
 
+def normalized_input_grad(g: tf.Tensor, normalized: tf.Tensor, r: tf.Tensor,
+                          axes) -> tf.Tensor:
+    """dx of x̂ = (x − μ) r over ``axes``, given g = γ dy: r (g − mean(g) − x̂ mean(g ⊙ x̂))."""
+    return r * (g - tf.reduce_mean(g, axis=axes, keepdims=True)
+                - normalized * tf.reduce_mean(g * normalized, axis=axes, keepdims=True))
+
+
 def layer_norm(x: tf.Tensor, gamma: Optional[tf.Tensor], beta: Optional[tf.Tensor], axis=-1,
                epsilon: float = 1e-3, rms_scaling: bool = False) -> tf.Tensor:
     """``keras.ops.layer_normalization`` with the closed-form backward of the module doc.
@@ -126,8 +133,7 @@ def layer_norm(x: tf.Tensor, gamma: Optional[tf.Tensor], beta: Optional[tf.Tenso
             normalized = xc * r
         else:
             normalized = centred * r
-            dx = r * (g - tf.reduce_mean(g, axis=axes, keepdims=True)
-                      - normalized * tf.reduce_mean(g * normalized, axis=axes, keepdims=True))
+            dx = normalized_input_grad(g, normalized, r, axes)
 
         def param_grad(t, param):
             if param is None:
