@@ -67,7 +67,8 @@ def test_second_order_gradient_equals_autodiff_of_the_plain_formula(float64):
         var = tf.reduce_mean(tf.square(g - mean), [1, 3], keepdims=True)
         return tf.reshape((g - mean) * tf.math.rsqrt(var + 1e-3), [2, 3, 6]) * gamma + beta
 
-    results = [penalty_gradient(f, x, dy) for f in (lambda t: ops.group_norm(t, gamma, beta, 2), plain)]
+    results = [penalty_gradient(f, x, dy)
+               for f in (lambda t: ops.group_norm(t, gamma, beta, 2), plain)]
     assert rel_error(*results) <= 1e-12
 
 
