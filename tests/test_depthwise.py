@@ -63,7 +63,8 @@ def test_gradient_forms_agree_with_numpy(strides, dilation, multiplier, batch_kn
 
     batch = 3 if batch_known else None
     pads = depthwise._geometry((9, 8), (3, 2), strides, "same", dilation)
-    grad = tf.function(lambda xx, dd: depthwise._kernel_grad(xx, dd, w.shape, pads, strides, dilation),
+    grad = tf.function(lambda xx, dd: depthwise._kernel_grad(xx, dd, w.shape, pads, strides,
+                                                             dilation),
                        input_signature=[tf.TensorSpec([batch, 9, 8, 2], tf.float64),
                                         tf.TensorSpec([batch, *out.shape[1:]], tf.float64)])
     assert rel_error(grad(x, dout), dw_numpy) <= 1e-12

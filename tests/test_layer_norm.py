@@ -57,7 +57,8 @@ def test_second_order_gradient_equals_autodiff_of_the_plain_formula():
         var = tf.reduce_mean(tf.square(t - mean), -1, keepdims=True)
         return (t - mean) * tf.math.rsqrt(var + 1e-3) * gamma + beta
 
-    results = [penalty_gradient(f, x, dy) for f in (lambda t: ops.layer_norm(t, gamma, beta), plain)]
+    results = [penalty_gradient(f, x, dy)
+               for f in (lambda t: ops.layer_norm(t, gamma, beta), plain)]
     assert rel_error(*results) <= 1e-13
 
 

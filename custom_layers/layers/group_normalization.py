@@ -1,4 +1,4 @@
-"""``GroupNormalization``: drop-in for ``keras.layers.GroupNormalization`` with a hand-written backward."""
+"""``GroupNormalization``: drop-in for ``keras.layers.GroupNormalization``, hand-written backward."""
 
 from __future__ import annotations
 
