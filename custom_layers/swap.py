@@ -26,6 +26,7 @@ from custom_layers.layers.global_average_pooling1d import GlobalAveragePooling1D
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling1d import GlobalMaxPooling1D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.embedding import Embedding
 from custom_layers.layers.group_normalization import GroupNormalization
 from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.leaky_relu import LeakyReLU
@@ -71,6 +72,7 @@ TWINS: Dict[type, type] = {
     keras.layers.SeparableConv2D: SeparableConv2D,
     keras.layers.LayerNormalization: LayerNormalization,
     keras.layers.GroupNormalization: GroupNormalization,
+    keras.layers.Embedding: Embedding,
     keras.layers.Rescaling: Rescaling,
     keras.layers.Add: Add,
     keras.layers.Subtract: Subtract,

@@ -34,7 +34,8 @@ TEST_FILES = [
      "reshaping/zero_padding3d_test.py", "reshaping/cropping1d_test.py",
      "reshaping/cropping3d_test.py", "reshaping/up_sampling1d_test.py",
      "reshaping/up_sampling3d_test.py",
-     "core/einsum_dense_test.py", "attention/multi_head_attention_test.py"),
+     "core/einsum_dense_test.py", "core/embedding_test.py",
+     "attention/multi_head_attention_test.py"),
 ]
 # preprocessing/rescaling_test.py imports grain, which the requirements do not
 # install: Rescaling is checked against stock in tests/test_pointwise_layers.py.

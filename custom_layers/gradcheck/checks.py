@@ -19,6 +19,7 @@ from custom_layers.gradcheck.measure import (
     tf_gradients,
 )
 from custom_layers.gradcheck.combining_checks import (
+    check_embedding,
     check_group_norm,
     check_layer_norm,
     check_merge,
@@ -214,6 +215,7 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     results["prelu shared axis 1"] = check_prelu(rng)
     results["layer_norm axes 1, 2"] = check_layer_norm(rng)
     results["group_norm 3 groups"] = check_group_norm(rng)
+    results["embedding, repeated and negative ids"] = check_embedding(rng)
     for name in ("add", "subtract", "multiply", "maximum", "minimum"):
         results[f"{name}, broadcast"] = check_merge(rng, name)
     results["zero_pad"] = check_zero_pad(rng)

@@ -1,5 +1,6 @@
 """Gradient checks of the ops that combine or reshape with arithmetic: layer norm,
-the merge pairs and concatenation, zero padding and upsampling."""
+the merge pairs and concatenation, zero padding and upsampling; and the embedding
+lookup."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import tensorflow as tf
 from custom_layers.gradcheck.measure import (CURVED_NUMERIC_BOUND, CURVED_STEP, numeric_gradient,
                                              tf_gradients)
 from custom_layers.gradcheck.pointwise_checks import table
+from custom_layers.ops import embedding_lookup
 from custom_layers.ops import group_normalization as gn
 from custom_layers.ops import layer_normalization as ln
 from custom_layers.ops import merging, padding, upsampling
@@ -93,3 +95,16 @@ def check_upsample_nearest(rng: np.random.Generator) -> Dict[str, Dict[str, floa
                                 dout)]
     return table(["dx"], ours, numeric, stock, [upsampling.upsample_nearest_backward(dout, cache)],
                  out, dout, (x,))
+
+
+def check_embedding(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of the lookup's (densified) dW: 2 x 5 ids, repeated and negative, into 6 rows."""
+    weights, ids = rng.normal(size=(6, 3)), np.array([[0, 2, 2, -1, 5], [1, 1, 0, 3, -6]])
+    dout = rng.normal(size=(2, 5, 3))
+    ours = tf_gradients(lambda t: embedding_lookup.embedding(t, ids), (weights,), dout)
+    stock = tf_gradients(lambda t: keras.ops.take(t, ids, axis=0), (weights,), dout)
+    out, cache = embedding_lookup.embedding_forward(weights, ids)
+    numeric = [numeric_gradient(lambda: embedding_lookup.embedding_forward(weights, ids)[0],
+                                weights, dout)]
+    return table(["dW"], ours, numeric, stock, [embedding_lookup.embedding_backward(dout, cache)],
+                 out, dout, (weights,))

@@ -81,9 +81,11 @@ def numeric_gradient(f: Callable[[], np.ndarray], x: np.ndarray, dout: np.ndarra
 
 def tf_gradients(fn: Callable[..., tf.Tensor], inputs: Sequence[np.ndarray],
                  dout: np.ndarray) -> List[np.ndarray]:
-    """Gradients of ``sum(fn(*inputs) * dout)`` with respect to every input."""
+    """Gradients of ``sum(fn(*inputs) * dout)`` with respect to every input (dense,
+    ``tf.IndexedSlices`` summed into place)."""
     tensors = [tf.constant(v) for v in inputs]
     with tf.GradientTape() as tape:
         tape.watch(tensors)
         out = fn(*tensors)
-    return [g.numpy() for g in tape.gradient(out, tensors, output_gradients=tf.constant(dout))]
+    grads = tape.gradient(out, tensors, output_gradients=tf.constant(dout))
+    return [tf.convert_to_tensor(g).numpy() for g in grads]

@@ -24,6 +24,7 @@ from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.layers.dropout import Dropout
 from custom_layers.layers.einsum_dense import EinsumDense
 from custom_layers.layers.elu import ELU
+from custom_layers.layers.embedding import Embedding
 from custom_layers.layers.global_average_pooling1d import GlobalAveragePooling1D
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling1d import GlobalMaxPooling1D
@@ -53,7 +54,7 @@ from custom_layers.layers.zero_padding3d import ZeroPadding3D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool2D",
            "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping1D",
-           "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense",
+           "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense", "Embedding",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D", "GroupNormalization", "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D",
            "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "PReLU", "ReLU",

@@ -25,6 +25,8 @@ batch_norm_inference
 dropout                    ``inverted_dropout``         dy times the forward's mask
 layer_norm                 ``layer_normalization``      the closed form over any axes
 group_norm                 ``group_normalization``      the same over each group
+embedding                  ``embedding_lookup``         dy's rows at the ids, as
+                                                        IndexedSlices
 einsum, einsum_dense       ``contraction``              each operand's: an einsum of dy
                                                         with the other; db = Σ dy
 relu, gelu                 ``activations``              dy where y > 0; dy (Φ + xφ)
@@ -84,6 +86,7 @@ from custom_layers.ops.depthwise_convolution import depthwise_conv2d
 from custom_layers.ops.contraction import einsum, einsum_dense
 from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool, masked_mean
 from custom_layers.ops.inverted_dropout import dropout
+from custom_layers.ops.embedding_lookup import embedding
 from custom_layers.ops.group_normalization import group_norm
 from custom_layers.ops.layer_normalization import layer_norm
 from custom_layers.ops.max_pooling import max_pool2d
@@ -101,9 +104,10 @@ from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 __all__ = [
     "activation", "add", "avg_pool2d", "batch_norm_inference", "batch_norm_train", "concatenate",
     "conv2d", "crop", "dense", "depthwise_conv2d", "divide", "dropout", "einsum", "einsum_dense",
-    "gelu", "global_avg_pool", "global_max_pool", "group_norm", "layer_norm", "log_softmax", "masked_mean",
-    "max_pool2d", "maximum", "minimum", "multiply", "prelu", "relu", "relu_general", "rescale",
-    "select", "softmax", "sparse_dense", "sparse_probability_cross_entropy",
-    "sparse_softmax_cross_entropy", "spread_kernel", "subtract", "transposed_conv2d",
-    "upsample_interpolated", "upsample_nearest", "zero_pad", "zero_pad_shortcut",
+    "embedding", "gelu", "global_avg_pool", "global_max_pool", "group_norm", "layer_norm",
+    "log_softmax", "masked_mean", "max_pool2d", "maximum", "minimum", "multiply", "prelu", "relu",
+    "relu_general", "rescale", "select", "softmax", "sparse_dense",
+    "sparse_probability_cross_entropy", "sparse_softmax_cross_entropy", "spread_kernel",
+    "subtract", "transposed_conv2d", "upsample_interpolated", "upsample_nearest", "zero_pad",
+    "zero_pad_shortcut",
 ]

@@ -29,7 +29,8 @@ TWIN_NAMES = ("Conv2D", "Dense", "MaxPooling2D", "MaxPool2D", "BatchNormalizatio
               "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Conv1D", "MaxPooling1D",
               "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "EinsumDense",
               "MultiHeadAttention", "Conv2DTranspose", "Cropping1D", "Cropping3D",
-              "ZeroPadding3D", "UpSampling1D", "UpSampling3D", "GroupNormalization")
+              "ZeroPadding3D", "UpSampling1D", "UpSampling3D", "GroupNormalization",
+              "Embedding")
 
 _results: Dict[str, Dict[str, object]] = {}
 _current = {"nodeid": None}
