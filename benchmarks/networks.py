@@ -10,7 +10,9 @@ alternating timed rounds after a warm-up. Networks:
 * ``vgg``: a VGG-style CIFAR net, widths 64/128/128, two convolutions per
   block with batch norm, ReLU and max pooling (batch 256, SGD);
 * ``resnet50``: ``keras.applications.ResNet50`` (weights=None, 64×64 inputs,
-  batch 16, SGD), made custom by ``swap_layers``.
+  batch 16, SGD), made custom by ``swap_layers``;
+* ``mobilenet_v2``: ``keras.applications.MobileNetV2`` the same way (96×96
+  inputs, batch 32): depthwise convolutions and ReLU6.
 
 ``--memory`` also runs each (network, layers, precision) in a fresh
 process with TensorFlow's BFC allocator on the CPU, which keeps count, and
@@ -57,9 +59,15 @@ def _vgg(layers: str) -> keras.Model:
     return keras.Model(inputs, outputs)
 
 
-def _resnet50(layers: str) -> keras.Model:
-    model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=10)
-    return custom_layers.swap_layers(model, keep_unsupported=True) if layers == "custom" else model
+def _application(constructor: Callable, shape: Tuple[int, ...]) -> Callable[[str], keras.Model]:
+    """A builder of ``keras.applications`` model ``constructor`` (weights=None, 10
+    classes), rebuilt by ``swap_layers`` for the custom kind."""
+    def build(layers: str) -> keras.Model:
+        model = constructor(weights=None, input_shape=shape, classes=10)
+        if layers == "custom":
+            return custom_layers.swap_layers(model, keep_unsupported=True)
+        return model
+    return build
 
 
 def _sgd():
@@ -73,7 +81,9 @@ NETWORKS: Dict[str, Tuple[Callable[[str], keras.Model], Tuple[int, ...], int, Ca
     "resnet20": (lambda layers: models.build_resnet(layers=layers, depth=20), (32, 32, 3), 128,
                  _sgd),
     "vgg": (_vgg, (32, 32, 3), 256, _sgd),
-    "resnet50": (_resnet50, (64, 64, 3), 16, _sgd),
+    "resnet50": (_application(keras.applications.ResNet50, (64, 64, 3)), (64, 64, 3), 16, _sgd),
+    "mobilenet_v2": (_application(keras.applications.MobileNetV2, (96, 96, 3)), (96, 96, 3), 32,
+                     _sgd),
 }
 LAYERS = ("custom", "keras")
 
