@@ -26,7 +26,9 @@ from custom_layers.layers.global_average_pooling1d import GlobalAveragePooling1D
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
 from custom_layers.layers.global_max_pooling1d import GlobalMaxPooling1D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.depthwise_conv1d import DepthwiseConv1D
 from custom_layers.layers.embedding import Embedding
+from custom_layers.layers.separable_conv1d import SeparableConv1D
 from custom_layers.layers.group_normalization import GroupNormalization
 from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.leaky_relu import LeakyReLU
@@ -73,6 +75,8 @@ TWINS: Dict[type, type] = {
     keras.layers.LayerNormalization: LayerNormalization,
     keras.layers.GroupNormalization: GroupNormalization,
     keras.layers.Embedding: Embedding,
+    keras.layers.DepthwiseConv1D: DepthwiseConv1D,
+    keras.layers.SeparableConv1D: SeparableConv1D,
     keras.layers.Rescaling: Rescaling,
     keras.layers.Add: Add,
     keras.layers.Subtract: Subtract,

@@ -49,8 +49,8 @@ def test_numpy_loops_vectorised_tf_and_stock_agree(strides, padding, dilation, m
 ])
 @pytest.mark.parametrize("batch_known", [True, False])
 def test_gradient_forms_agree_with_numpy(strides, dilation, multiplier, batch_known):
-    # dw image by image (unrolled or a loop; square dilation) or per tap (the
-    # rest); strided dx by phases. (TensorFlow's kernel wants square strides.)
+    # dw image by image (static batch, square dilation) or per tap (the rest);
+    # strided dx by phases. (TensorFlow's kernel wants square strides.)
     rng = np.random.default_rng(sum(strides) + sum(dilation))
     x = rng.normal(size=(3, 9, 8, 2))
     w = rng.normal(size=(3, 2, 2, multiplier))

@@ -1,4 +1,4 @@
-"""Conv1D and the 1-D poolings: the hand-written 2-D ops on height-1 images, equal to stock."""
+"""Conv1D, DepthwiseConv1D, SeparableConv1D and the 1-D poolings: the hand-written 2-D ops on height-1 images, equal to stock."""
 
 import keras
 import numpy as np
@@ -39,6 +39,18 @@ def test_conv1d_equals_stock(float64, config):
     _equal_to_stock(lambda L: L.Conv1D(bias_initializer="random_normal", **config), X)
 
 
+@pytest.mark.parametrize("config", [
+    dict(kernel_size=3, depth_multiplier=2), dict(kernel_size=3, strides=2, padding="same"),
+    dict(kernel_size=2, dilation_rate=3, padding="same", activation="relu"),
+    dict(kernel_size=4, strides=3, depth_multiplier=3, use_bias=False),
+], ids=["multiplier", "strided-same", "dilated-relu", "stride-3-no-bias"])
+@pytest.mark.parametrize("kind", ["DepthwiseConv1D", "SeparableConv1D"])
+def test_depthwise_and_separable_conv1d_equal_stock(float64, kind, config):
+    if kind == "SeparableConv1D":
+        config = dict(config, filters=5)
+    _equal_to_stock(lambda L: getattr(L, kind)(bias_initializer="random_normal", **config), X)
+
+
 def test_conv1d_channels_first_equals_channels_last(float64):
     # Stock's channels_first Conv1D does not run on a CPU (NCHW Conv2D); compare with NWC.
     layers = [custom_layers.Conv1D(3, 3, data_format=f, bias_initializer="random_normal")
@@ -70,7 +82,8 @@ def test_a_1d_cnn_backpropagates_only_through_hand_written_ops():
     model = keras.Sequential([
         keras.Input((16, 3)), keras.layers.Conv1D(8, 3, padding="causal", activation="relu"),
         keras.layers.MaxPooling1D(2), keras.layers.Conv1D(8, 3, activation="gelu"),
-        keras.layers.AveragePooling1D(2), keras.layers.GlobalMaxPooling1D(),
+        keras.layers.AveragePooling1D(2), keras.layers.DepthwiseConv1D(2, strides=2),
+        keras.layers.SeparableConv1D(6, 1, activation="relu"), keras.layers.GlobalMaxPooling1D(),
         keras.layers.Dense(3)])
     swapped = custom_layers.swap_layers(model)
     generated = tf_generated_gradients(swapped, custom_layers.SparseCategoricalCrossentropy(),

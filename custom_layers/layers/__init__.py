@@ -20,6 +20,7 @@ from custom_layers.layers.cropping1d import Cropping1D
 from custom_layers.layers.cropping2d import Cropping2D
 from custom_layers.layers.cropping3d import Cropping3D
 from custom_layers.layers.dense import Dense
+from custom_layers.layers.depthwise_conv1d import DepthwiseConv1D
 from custom_layers.layers.depthwise_conv2d import DepthwiseConv2D
 from custom_layers.layers.dropout import Dropout
 from custom_layers.layers.einsum_dense import EinsumDense
@@ -41,6 +42,7 @@ from custom_layers.layers.multiply import Multiply
 from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
 from custom_layers.layers.rescaling import Rescaling
+from custom_layers.layers.separable_conv1d import SeparableConv1D
 from custom_layers.layers.separable_conv2d import SeparableConv2D
 from custom_layers.layers.softmax import Softmax
 from custom_layers.layers.subtract import Subtract
@@ -54,9 +56,9 @@ from custom_layers.layers.zero_padding3d import ZeroPadding3D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool2D",
            "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping1D",
-           "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense", "Embedding",
+           "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D", "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense", "Embedding",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D", "GroupNormalization", "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D",
            "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "PReLU", "ReLU",
-           "Rescaling", "SeparableConv2D", "Softmax", "Subtract", "UpSampling1D", "UpSampling2D",
+           "Rescaling", "SeparableConv1D", "SeparableConv2D", "Softmax", "Subtract", "UpSampling1D", "UpSampling2D",
            "UpSampling3D", "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"]

@@ -85,6 +85,16 @@ def cast_real_inputs(layer: keras.layers.Layer, inputs) -> tf.Tensor:
     return inputs
 
 
+def on_height_one(op: Callable[[tf.Tensor], tf.Tensor]) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A 2-D channels-last ``op`` as a 1-D one: (N, steps, C) runs as (N, 1, steps, C).
+
+    The 1-D twins pass square strides and dilations (s, s), (d, d): on a height
+    of 1 with a kernel height of 1 the vertical ones change nothing, and
+    TensorFlow's depthwise kernel takes square strides only.
+    """
+    return lambda x: tf.squeeze(op(tf.expand_dims(x, 1)), 1)
+
+
 def in_channels_last(layer: keras.layers.Layer, op: Callable[[tf.Tensor], tf.Tensor],
                      x: tf.Tensor) -> tf.Tensor:
     """``op`` (a channels-last -> channels-last function, NHWC for images)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import keras
 import tensorflow as tf
 
@@ -50,10 +52,19 @@ class SeparableConv2D(KernelTwin, keras.layers.SeparableConv2D):
         relu = self.activation is keras.activations.relu
 
         def nhwc(x):
-            h = ops.depthwise_conv2d(x, depthwise, None, strides=tuple(self.strides),
-                                     padding=self.padding, dilation=tuple(self.dilation_rate))
-            return ops.conv2d(h, pointwise, bias, strides=1, padding="valid",
-                              activation="relu" if relu else None)
+            return separable_conv2d(x, depthwise, pointwise, bias, tuple(self.strides),
+                                    self.padding, tuple(self.dilation_rate), relu)
 
         y = in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
         return activate_after_op(self, y, fused=relu)
+
+
+def separable_conv2d(x: tf.Tensor, depthwise: tf.Tensor, pointwise: tf.Tensor,
+                     bias: Optional[tf.Tensor], strides: Tuple[int, int], padding: str,
+                     dilation: Tuple[int, int], relu: bool) -> tf.Tensor:
+    """x (N, H, W, C) -> (N, HO, WO, F): the depthwise op (kernel (KH, KW, C, M), no
+    bias), then the 1x1 convolution op (kernel (1, 1, C·M, F)) with the bias and ReLU."""
+    h = ops.depthwise_conv2d(x, depthwise, None, strides=strides, padding=padding,
+                             dilation=dilation)
+    return ops.conv2d(h, pointwise, bias, strides=1, padding="valid",
+                      activation="relu" if relu else None)
