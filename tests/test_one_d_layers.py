@@ -1,4 +1,4 @@
-"""Conv1D, DepthwiseConv1D, SeparableConv1D and the 1-D poolings: the hand-written 2-D ops on height-1 images, equal to stock."""
+"""Conv1D, DepthwiseConv1D, SeparableConv1D, the 1-D poolings: the 2-D ops at height 1, as stock."""
 
 import keras
 import numpy as np

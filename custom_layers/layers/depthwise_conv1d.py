@@ -1,4 +1,4 @@
-"""``DepthwiseConv1D``: drop-in for ``keras.layers.DepthwiseConv1D`` with a hand-written backward."""
+"""``DepthwiseConv1D``: drop-in for ``keras.layers.DepthwiseConv1D``, hand-written backward."""
 
 from __future__ import annotations
 
