@@ -43,7 +43,8 @@ def test_activation_layer_equals_stock_in_float64(float64, activation):
 
 def test_activation_layer_refuses_activations_without_a_hand_written_backward():
     with pytest.raises(ValueError, match="hand-written backwards for linear, relu, relu6, "
-                                         "leaky_relu, gelu, softmax, log_softmax, sigmoid"):
+                                         "leaky_relu, gelu, softmax, log_softmax, glu, "
+                                         "sigmoid"):
         custom_layers.Activation("sparsemax")
     with pytest.raises(ValueError, match="hand-written backwards"):
         custom_layers.Activation(lambda x: x * 2)
@@ -170,3 +171,38 @@ def test_relu6_and_leaky_relu_activations_equal_stock(float64, activation):
         stock = _value_and_grad(stock_layer, x, dy)
         for a, b in zip(ours, stock):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_glu_equals_stock_and_its_numpy_reference(float64, axis):
+    from custom_layers.ops import gated_linear_unit
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(6, 8)) * 2
+    out, cache = gated_linear_unit.glu_forward(x, axis)
+    dy = rng.normal(size=out.shape)
+    ours = _value_and_grad(lambda t: ops.glu(t, axis), x, dy)
+    stock = _value_and_grad(lambda t: keras.activations.glu(t, axis=axis), x, dy)
+    np.testing.assert_array_equal(ours[0], stock[0])
+    assert rel_error(ours[1], stock[1]) <= 1e-13
+    assert rel_error(out, stock[0]) <= 1e-13
+    assert rel_error(gated_linear_unit.glu_backward(dy, cache), ours[1]) <= 1e-13
+    if axis == -1:  # the Activation layer and a layer's activation argument run the same op
+        layer = _value_and_grad(custom_layers.Activation("glu"), x, dy)
+        assert rel_error(layer[1], stock[1]) <= 1e-13
+        assert custom_layers.Dense(8, activation="glu")(x).shape == out.shape
+
+
+def test_keras_sparsemax_is_refused_because_its_outputs_do_not_sum_to_one():
+    # Stock's tau sums the cumulative sums: [0.1, 0.2, 0.3] should project to
+    # [0.233, 0.333, 0.433]. A twin would copy the bug or differ from stock; when
+    # this fails, Keras has fixed it and the twin is due.
+    y = keras.activations.sparsemax(tf.constant([[0.1, 0.2, 0.3]])).numpy()
+    assert abs(y.sum() - 1) > 0.5
+    with pytest.raises(ValueError, match="hand-written backwards"):
+        custom_layers.Activation("sparsemax")
+
+
+def test_glu_refuses_an_odd_axis_by_name():
+    with pytest.raises(ValueError, match="size must be known and even"):
+        ops.glu(tf.zeros([2, 5]))

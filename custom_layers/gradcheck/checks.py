@@ -30,6 +30,7 @@ from custom_layers.gradcheck.pointwise_checks import (
     check_activation,
     check_cross_entropy,
     check_gelu,
+    check_glu,
     check_log_softmax,
     check_prelu,
     check_relu,
@@ -208,6 +209,7 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
     results["gelu tanh"] = check_gelu(rng, approximate=True)
     results["softmax"] = check_softmax(rng)
     results["log_softmax axis 1"] = check_log_softmax(rng)
+    results["glu"] = check_glu(rng)
     for name, rule in pointwise.RULES.items():
         if rule.keras_fn.__name__ == name:  # not an alias
             results[name] = check_activation(rng, name)

@@ -18,7 +18,7 @@ from custom_layers.gradcheck.measure import (
     rounding_tolerance,
     tf_gradients,
 )
-from custom_layers.ops import activations, rescaling
+from custom_layers.ops import activations, gated_linear_unit, rescaling
 from custom_layers.ops import pointwise
 from custom_layers.ops import parametric_relu as prelu_ops
 from custom_layers.ops import normalized_exponential as softmax_ops
@@ -137,6 +137,19 @@ def check_log_softmax(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
                                 CURVED_STEP)]
     return table(["dz"], ours, numeric, stock, [softmax_ops.log_softmax_backward(dout, cache)],
                  y, dout, (z,), CURVED_NUMERIC_BOUND)
+
+
+def check_glu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
+    """Errors of the gated linear unit's dx, its 6 channels split into 3 and 3."""
+    x = rng.normal(size=(2, 4, 6))
+    y, cache = gated_linear_unit.glu_forward(x)
+    dout = rng.normal(size=y.shape)
+    ours = tf_gradients(gated_linear_unit.glu, (x,), dout)
+    stock = tf_gradients(keras.activations.glu, (x,), dout)
+    numeric = [numeric_gradient(lambda: gated_linear_unit.glu_forward(x)[0], x, dout,
+                                CURVED_STEP)]
+    return table(["dx"], ours, numeric, stock, [gated_linear_unit.glu_backward(dout, cache)],
+                 y, dout, (x,), CURVED_NUMERIC_BOUND)
 
 
 def check_prelu(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:

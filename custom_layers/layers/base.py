@@ -142,6 +142,8 @@ def hand_written_activation(activation: Callable, impl: str = "tf") -> Optional[
         return ops.softmax  # over the last axis, Keras's default (TF ops for either impl)
     if activation is keras.activations.log_softmax:
         return ops.log_softmax
+    if activation is keras.activations.glu:  # halves the last axis
+        return ops.glu
     name = pointwise.rule_name(activation)
     if name is not None:
         return lambda x: ops.activation(name, x, impl=impl)
@@ -161,4 +163,4 @@ def activate_after_op(layer: keras.layers.Layer, y: tf.Tensor, fused: bool) -> t
 def activation_names() -> str:
     """The activations with a hand-written gradient, for error messages."""
     return ", ".join(["linear", "relu", "relu6", "leaky_relu", "gelu", "softmax", "log_softmax",
-                      *pointwise.RULES])
+                      "glu", *pointwise.RULES])

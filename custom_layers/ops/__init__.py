@@ -37,6 +37,7 @@ activation                 ``pointwise``                dy · f′ for Keras's o
                                                         rule each (sigmoid, elu, ...)
 softmax, log_softmax       ``normalized_exponential``   y ⊙ (dy − Σ dy ⊙ y);
                                                         dy − e^y Σ dy
+glu                        ``gated_linear_unit``        [dy σ(b), dy a σ′(b)]
 prelu                      ``parametric_relu``          α dy below 0; dα = Σ dy·min(x, 0)
 rescale                    ``rescaling``                dy · scale
 add, subtract, multiply,   ``merging``                  dy (summed over broadcast
@@ -87,6 +88,7 @@ from custom_layers.ops.contraction import einsum, einsum_dense
 from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool, masked_mean
 from custom_layers.ops.inverted_dropout import dropout
 from custom_layers.ops.embedding_lookup import embedding
+from custom_layers.ops.gated_linear_unit import glu
 from custom_layers.ops.group_normalization import group_norm
 from custom_layers.ops.layer_normalization import layer_norm
 from custom_layers.ops.max_pooling import max_pool2d
@@ -104,7 +106,7 @@ from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 __all__ = [
     "activation", "add", "avg_pool2d", "batch_norm_inference", "batch_norm_train", "concatenate",
     "conv2d", "crop", "dense", "depthwise_conv2d", "divide", "dropout", "einsum", "einsum_dense",
-    "embedding", "gelu", "global_avg_pool", "global_max_pool", "group_norm", "layer_norm",
+    "embedding", "gelu", "global_avg_pool", "global_max_pool", "glu", "group_norm", "layer_norm",
     "log_softmax", "masked_mean", "max_pool2d", "maximum", "minimum", "multiply", "prelu", "relu",
     "relu_general", "rescale", "select", "softmax", "sparse_dense",
     "sparse_probability_cross_entropy", "sparse_softmax_cross_entropy", "spread_kernel",
