@@ -28,6 +28,7 @@ from custom_layers.layers.global_max_pooling1d import GlobalMaxPooling1D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
 from custom_layers.layers.depthwise_conv1d import DepthwiseConv1D
 from custom_layers.layers.embedding import Embedding
+from custom_layers.layers.normalization import Normalization
 from custom_layers.layers.separable_conv1d import SeparableConv1D
 from custom_layers.layers.group_normalization import GroupNormalization
 from custom_layers.layers.layer_normalization import LayerNormalization
@@ -75,6 +76,7 @@ TWINS: Dict[type, type] = {
     keras.layers.LayerNormalization: LayerNormalization,
     keras.layers.GroupNormalization: GroupNormalization,
     keras.layers.Embedding: Embedding,
+    keras.layers.Normalization: Normalization,
     keras.layers.DepthwiseConv1D: DepthwiseConv1D,
     keras.layers.SeparableConv1D: SeparableConv1D,
     keras.layers.Rescaling: Rescaling,

@@ -35,6 +35,7 @@ TEST_FILES = [
      "reshaping/cropping3d_test.py", "reshaping/up_sampling1d_test.py",
      "reshaping/up_sampling3d_test.py",
      "core/einsum_dense_test.py", "core/embedding_test.py",
+     "preprocessing/normalization_test.py",
      "attention/multi_head_attention_test.py"),
 ]
 # preprocessing/rescaling_test.py imports grain, which the requirements do not

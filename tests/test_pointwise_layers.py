@@ -9,7 +9,7 @@ import tensorflow as tf
 import custom_layers
 from custom_layers import ops
 from custom_layers.gradcheck import rel_error
-from custom_layers.ops import activations
+from custom_layers.ops import activations, rescaling
 from custom_layers.ops.zero_pad_shortcut import (zero_pad_shortcut_backward,
                                                  zero_pad_shortcut_forward)
 from tests.graph_walk import tf_generated_gradients
@@ -48,6 +48,26 @@ def test_activation_layer_refuses_activations_without_a_hand_written_backward():
         custom_layers.Activation("sparsemax")
     with pytest.raises(ValueError, match="hand-written backwards"):
         custom_layers.Activation(lambda x: x * 2)
+
+
+@pytest.mark.parametrize("kwargs", [dict(axis=-1, mean=[1.0, -2.0, 0.5, 3.0],
+                                         variance=[4.0, 0.25, 1.0, 0.0]),
+                                    dict(axis=(1, -1), invert=True), dict(axis=None)])
+def test_normalization_equals_stock_including_invert_and_adapt(float64, kwargs):
+    rng = np.random.default_rng(3)
+    x, dy = rng.normal(size=(5, 3, 4)) * 3 + 1, rng.normal(size=(5, 3, 4))
+    layers = [L.Normalization(**kwargs) for L in (custom_layers, keras.layers)]
+    if "mean" not in kwargs:
+        for layer in layers:
+            layer.adapt(x)
+    ours, stock = (_value_and_grad(layer, x, dy) for layer in layers)
+    np.testing.assert_array_equal(ours[0], stock[0])
+    assert rel_error(ours[1], stock[1]) <= 1e-14
+    out, cache = rescaling.standardize_forward(
+        x, layers[1].mean.numpy(), layers[1].variance.numpy(), kwargs.get("invert", False),
+        keras.config.epsilon())
+    assert rel_error(out, stock[0]) <= 1e-14
+    assert rel_error(rescaling.rescale_backward(dy, cache), stock[1]) <= 1e-14
 
 
 def test_rescaling_equals_stock_including_broadcast_and_channels_first(float64):

@@ -39,6 +39,7 @@ from custom_layers.layers.maximum import Maximum
 from custom_layers.layers.minimum import Minimum
 from custom_layers.layers.multi_head_attention import MultiHeadAttention
 from custom_layers.layers.multiply import Multiply
+from custom_layers.layers.normalization import Normalization
 from custom_layers.layers.prelu import PReLU
 from custom_layers.layers.relu import ReLU
 from custom_layers.layers.rescaling import Rescaling
@@ -55,10 +56,12 @@ from custom_layers.layers.zero_padding2d import ZeroPadding2D
 from custom_layers.layers.zero_padding3d import ZeroPadding3D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool2D",
-           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping1D",
-           "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D", "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense", "Embedding",
-           "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-           "GlobalMaxPooling2D", "GroupNormalization", "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D",
-           "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "PReLU", "ReLU",
-           "Rescaling", "SeparableConv1D", "SeparableConv2D", "Softmax", "Subtract", "UpSampling1D", "UpSampling2D",
-           "UpSampling3D", "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"]
+           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose",
+           "Cropping1D", "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D", "DepthwiseConv2D",
+           "Dropout", "ELU", "EinsumDense", "Embedding", "GlobalAveragePooling1D",
+           "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+           "GroupNormalization", "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D",
+           "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "Normalization",
+           "PReLU", "ReLU", "Rescaling", "SeparableConv1D", "SeparableConv2D", "Softmax",
+           "Subtract", "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadShortcut",
+           "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"]

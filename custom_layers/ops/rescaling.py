@@ -1,17 +1,20 @@
-"""Rescaling by constants, y = x · scale + offset: NumPy reference and TF op.
+"""Rescaling by constants, y = x · scale + offset: NumPy reference and TF ops.
 
     forward   y = x ⊙ scale + offset      (scale, offset broadcast against x)
     backward  dx = dy ⊙ scale, summed back to x's shape where the constants
               broadcast x to a larger one
 
 Scale and offset are constants (``keras.layers.Rescaling``'s arguments), so
-only x has a gradient.
+only x has a gradient. ``standardize`` is the same map written as
+``keras.layers.Normalization`` writes it, (x − μ) / d or μ + x·d with
+d = max(√σ², ε) from the adapted mean and variance: dx = dy / d or dy · d.
 """
 
 from __future__ import annotations
 
 from typing import Sequence, Tuple
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -35,6 +38,14 @@ def rescale_forward(x: np.ndarray, scale, offset):
     return x * scale + offset, (x.shape, np.asarray(scale))
 
 
+def standardize_forward(x: np.ndarray, mean, variance, invert: bool = False,
+                        epsilon: float = 1e-7):
+    """(x − μ) / d, or μ + x · d when ``invert``. Returns out and ``rescale_backward``'s cache."""
+    d = np.maximum(np.sqrt(variance), epsilon)
+    out = mean + x * d if invert else (x - mean) / d
+    return out, (x.shape, d if invert else 1 / d)
+
+
 def rescale_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx = dout · scale, summed over the axes the constants broadcast x along."""
     shape, scale = cache
@@ -46,6 +57,14 @@ def rescale_backward(dout: np.ndarray, cache) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # TensorFlow op
 # ----------------------------------------------------------------------------
+
+
+def _summed_to(dx: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    """dx summed back to x's shape over the axes the constants broadcast x along."""
+    if dx.shape.rank is None or x.shape.rank is None or dx.shape == x.shape:
+        return dx
+    axes, _ = _broadcast_axes(x.shape.as_list(), dx.shape.as_list())
+    return tf.reshape(tf.reduce_sum(dx, axis=axes, keepdims=True), tf.shape(x))
 
 
 def rescale(x: tf.Tensor, scale, offset=0.0) -> tf.Tensor:
@@ -66,10 +85,36 @@ def rescale(x: tf.Tensor, scale, offset=0.0) -> tf.Tensor:
         return x * scale + offset, None
 
     def backward(dy, _):
-        dx = dy * scale
-        if dx.shape.rank is None or x.shape.rank is None or dx.shape == x.shape:
-            return (dx,)
-        axes, _ = _broadcast_axes(x.shape.as_list(), dx.shape.as_list())
-        return (tf.reshape(tf.reduce_sum(dx, axis=axes, keepdims=True), tf.shape(x)),)
+        return (_summed_to(dy * scale, x),)
+
+    return hand_written_op(forward, backward, x)
+
+
+def standardize(x: tf.Tensor, mean, variance, invert: bool = False,
+                epsilon: float = 1e-7) -> tf.Tensor:
+    """``keras.layers.Normalization``'s arithmetic (bit for bit) with dx = dy / d (dy · d
+    when ``invert``), d = max(√variance, epsilon).
+
+    Args:
+        x: any shape, floating.
+        mean, variance: constants broadcastable against x (the adapted statistics).
+        invert: map standardised values back.
+        epsilon: the floor of d (Keras's ``backend.epsilon()``).
+
+    Returns:
+        x's shape, or the broadcast shape.
+    """
+    x = tf.convert_to_tensor(x)
+    mean, variance = tf.cast(mean, x.dtype), tf.cast(variance, x.dtype)
+    # Keras's own ops, as the layer writes them, so the values are stock's bit for bit.
+    d = keras.ops.maximum(keras.ops.sqrt(variance), epsilon)
+
+    def forward(x):
+        y = (keras.ops.add(mean, keras.ops.multiply(x, d)) if invert
+             else keras.ops.divide(keras.ops.subtract(x, mean), d))
+        return y, None
+
+    def backward(dy, _):
+        return (_summed_to(dy * d if invert else dy / d, x),)
 
     return hand_written_op(forward, backward, x)

@@ -30,7 +30,8 @@ TWIN_NAMES = ("Conv2D", "Dense", "MaxPooling2D", "MaxPool2D", "BatchNormalizatio
               "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "EinsumDense",
               "MultiHeadAttention", "Conv2DTranspose", "Cropping1D", "Cropping3D",
               "ZeroPadding3D", "UpSampling1D", "UpSampling3D", "GroupNormalization",
-              "Embedding", "DepthwiseConv1D", "SeparableConv1D")
+              "Embedding", "DepthwiseConv1D", "SeparableConv1D",
+              "Normalization")
 
 _results: Dict[str, Dict[str, object]] = {}
 _current = {"nodeid": None}
