@@ -47,10 +47,11 @@ def test_numpy_loops_vectorised_tf_and_stock_agree(strides, padding, dilation, m
 @pytest.mark.parametrize("strides,dilation,multiplier", [
     ((2, 2), (1, 1), 2), ((3, 3), (1, 1), 1), ((1, 1), (2, 1), 2), ((1, 1), (2, 2), 1),
 ])
-@pytest.mark.parametrize("batch_known", [True, False])
-def test_gradient_forms_agree_with_numpy(strides, dilation, multiplier, batch_known):
-    # dw image by image (static batch, square dilation) or per tap (the rest);
-    # strided dx by phases. (TensorFlow's kernel wants square strides.)
+@pytest.mark.parametrize("batch", ["known", "unknown", "unknown, XLA"])
+def test_gradient_forms_agree_with_numpy(strides, dilation, multiplier, batch):
+    # dw image by image (unrolled, or a loop over an unknown batch; square
+    # dilation) or per tap (the rest); strided dx by phases. (TensorFlow's
+    # kernel wants square strides.)
     rng = np.random.default_rng(sum(strides) + sum(dilation))
     x = rng.normal(size=(3, 9, 8, 2))
     w = rng.normal(size=(3, 2, 2, multiplier))
@@ -61,13 +62,17 @@ def test_gradient_forms_agree_with_numpy(strides, dilation, multiplier, batch_kn
                                                                  dilation), (x, w), dout)
     assert rel_error(dx, dx_numpy) <= 1e-12 and rel_error(dw, dw_numpy) <= 1e-12
 
-    batch = 3 if batch_known else None
+    n = 3 if batch == "known" else None
     pads = depthwise._geometry((9, 8), (3, 2), strides, "same", dilation)
     grad = tf.function(lambda xx, dd: depthwise._kernel_grad(xx, dd, w.shape, pads, strides,
                                                              dilation),
-                       input_signature=[tf.TensorSpec([batch, 9, 8, 2], tf.float64),
-                                        tf.TensorSpec([batch, *out.shape[1:]], tf.float64)])
+                       input_signature=[tf.TensorSpec([n, 9, 8, 2], tf.float64),
+                                        tf.TensorSpec([n, *out.shape[1:]], tf.float64)],
+                       jit_compile=batch.endswith("XLA"))
     assert rel_error(grad(x, dout), dw_numpy) <= 1e-12
+    if n is None:  # an empty batch too
+        empty = grad(x[:0], dout[:0])
+        assert empty.shape == w.shape and not np.any(empty.numpy())
 
 
 def test_numpy_backward_matches_numeric_gradient():

@@ -246,18 +246,28 @@ def _image_kernel_grad(x_pad: tf.Tensor, dy: tf.Tensor, kernel_shape, strides: P
     return dw[:, :kh, :kw]
 
 
+def _in_xla() -> bool:
+    """Whether the graph being built is compiled by XLA (``jit_compile=True``)."""
+    try:
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # a TensorFlow without it: assume XLA, the form that always compiles
+        return True
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
 def _kernel_grad(x: tf.Tensor, dy: tf.Tensor, kernel_shape, pads, strides: Pair,
                  dilation: Pair) -> tf.Tensor:
     """dw (KH, KW, C, M), summed over the batch image by image (see ``_image_kernel_grad``).
 
-    The images are unrolled (independent convolutions the executor runs side
-    by side), so the batch must be known when traced, and the dilation equal
-    along both axes (it becomes the correlation's stride, which TensorFlow's
-    depthwise kernel wants square); otherwise the per-tap form. (A loop over
-    an unknown batch was as fast, but XLA refuses its slices of an empty one.)
+    A batch known when traced is unrolled (independent convolutions the
+    executor runs side by side); an unknown one is a loop (as fast), except
+    under XLA, which refuses a loop's image slices of an empty batch. The
+    dilation must be equal along both axes (it becomes the correlation's
+    stride, which TensorFlow's depthwise kernel wants square). Otherwise the
+    per-tap form.
     """
     n = x.shape[0]
-    if n is None or dilation[0] != dilation[1]:
+    if dilation[0] != dilation[1] or (n is None and _in_xla()):
         return _kernel_grad_by_taps(x, dy, kernel_shape, pads, strides, dilation)
     if n == 0:  # an empty batch: nothing to sum
         return tf.zeros(kernel_shape, x.dtype)
@@ -266,9 +276,17 @@ def _kernel_grad(x: tf.Tensor, dy: tf.Tensor, kernel_shape, pads, strides: Pair,
     # Only the rows and columns some tap reaches: the correlation's output is then KH x KW.
     x_pad = x_pad[:, :(pads[0].out - 1) * strides[0] + window_span(kernel_shape[0], dilation[0]),
                   :(pads[1].out - 1) * strides[1] + window_span(kernel_shape[1], dilation[1])]
-    per_image = [_image_kernel_grad(x_pad[i:i + 1], dy[i], kernel_shape, strides, dilation)
-                 for i in range(n)]
-    return tf.reshape(tf.add_n(per_image), kernel_shape)
+
+    def image(i):
+        return _image_kernel_grad(x_pad[i][tf.newaxis], dy[i], kernel_shape, strides, dilation)
+
+    if n is not None:
+        return tf.reshape(tf.add_n([image(i) for i in range(n)]), kernel_shape)
+    total = tf.zeros([1, kernel_shape[0], kernel_shape[1], kernel_shape[2] * kernel_shape[3]],
+                     x.dtype)
+    _, total = tf.while_loop(lambda i, _: i < tf.shape(x)[0],
+                             lambda i, acc: (i + 1, acc + image(i)), (0, total))
+    return tf.reshape(total, kernel_shape)
 
 
 def depthwise_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor] = None,
