@@ -11,6 +11,8 @@ alternating timed rounds after a warm-up. Networks:
   block with batch norm, ReLU and max pooling (batch 256, SGD);
 * ``resnet50``: ``keras.applications.ResNet50`` (weights=None, 64×64 inputs,
   batch 16, SGD), made custom by ``swap_layers``;
+* ``vit``: a small CIFAR ViT (64 tokens of width 128, four blocks, batch
+  128, Adam): layer norm, attention, GELU and the position embedding;
 * ``mobilenet_v2``: ``keras.applications.MobileNetV2`` the same way (96×96
   inputs, batch 32): depthwise convolutions and ReLU6.
 
@@ -59,6 +61,22 @@ def _vgg(layers: str) -> keras.Model:
     return keras.Model(inputs, outputs)
 
 
+def _vit(layers: str) -> keras.Model:
+    """A small CIFAR ViT: 4×4 patches (64 tokens, width 128) plus a learnt position
+    embedding, four pre-norm blocks (4-head attention, GELU MLP of 256), mean pooling."""
+    lib = custom_layers if layers == "custom" else keras.layers
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Reshape((64, 128))(lib.Conv2D(128, 4, strides=4)(inputs))
+    x = lib.Add()([x, lib.Embedding(64, 128)(keras.ops.arange(64)[None])])
+    for _ in range(4):
+        h = lib.LayerNormalization()(x)
+        x = lib.Add()([x, lib.MultiHeadAttention(4, 32)(h, h)])
+        h = lib.Dense(128)(lib.Dense(256, activation="gelu")(lib.LayerNormalization()(x)))
+        x = lib.Add()([x, h])
+    x = lib.GlobalAveragePooling1D()(lib.LayerNormalization()(x))
+    return keras.Model(inputs, lib.Dense(10, activation="softmax")(x))
+
+
 def _application(constructor: Callable, shape: Tuple[int, ...]) -> Callable[[str], keras.Model]:
     """A builder of ``keras.applications`` model ``constructor`` (weights=None, 10
     classes), rebuilt by ``swap_layers`` for the custom kind."""
@@ -82,6 +100,7 @@ NETWORKS: Dict[str, Tuple[Callable[[str], keras.Model], Tuple[int, ...], int, Ca
                  _sgd),
     "vgg": (_vgg, (32, 32, 3), 256, _sgd),
     "resnet50": (_application(keras.applications.ResNet50, (64, 64, 3)), (64, 64, 3), 16, _sgd),
+    "vit": (_vit, (32, 32, 3), 128, lambda: keras.optimizers.Adam(1e-3)),
     "mobilenet_v2": (_application(keras.applications.MobileNetV2, (96, 96, 3)), (96, 96, 3), 32,
                      _sgd),
 }
