@@ -67,7 +67,9 @@ def _vit(layers: str) -> keras.Model:
     lib = custom_layers if layers == "custom" else keras.layers
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Reshape((64, 128))(lib.Conv2D(128, 4, strides=4)(inputs))
-    x = lib.Add()([x, lib.Embedding(64, 128)(keras.ops.arange(64)[None])])
+    # Token positions from x itself, so the embedding is a node of the model (trained).
+    positions = keras.ops.cumsum(keras.ops.ones_like(x[..., 0], dtype="int32"), axis=1) - 1
+    x = lib.Add()([x, lib.Embedding(64, 128)(positions)])
     for _ in range(4):
         h = lib.LayerNormalization()(x)
         x = lib.Add()([x, lib.MultiHeadAttention(4, 32)(h, h)])

@@ -92,10 +92,12 @@ def test_conv_shapes_times_both_layers_on_one_shape():
 def test_network_benchmark_pairs_share_weights_and_outputs():
     from benchmarks import networks
 
-    pair = networks.build_pair("vgg")
-    images, _ = networks.batches_for("vgg", 1)[0]
-    images = images[:4]
-    np.testing.assert_allclose(pair["custom"](images), pair["keras"](images), rtol=1e-4, atol=1e-5)
+    for name in ("vgg", "vit"):
+        pair = networks.build_pair(name)
+        images, _ = networks.batches_for(name, 1)[0]
+        images = images[:4]
+        np.testing.assert_allclose(pair["custom"](images), pair["keras"](images), rtol=1e-4,
+                                   atol=1e-5)
     speeds = networks.time_network("mnist", steps=1, rounds=1)
     assert speeds["custom"] > 0 and speeds["keras"] > 0
 
