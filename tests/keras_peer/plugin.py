@@ -9,7 +9,7 @@ with a proxy which hands out
 ``KERAS_PEER_SWAP=1``) and stock classes for everything else. In both modes
 it records which tests asked for a twinned layer, and writes
 ``{nodeid: {"outcome": ..., "uses_twin": ...}}`` to ``KERAS_PEER_REPORT`` after
-every case.
+every case. NumPy's global random state is seeded from each case's node id.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import types
+import zlib
 from typing import Dict
 
 import pytest
@@ -66,6 +67,13 @@ def pytest_collection_modifyitems(session, config, items):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     _current["nodeid"] = item.nodeid
+    # Keras's cases draw unseeded random data and some compare float32 with a
+    # float64 reference at 1e-6 (conv_test's grouped channels_first case fails
+    # for stock on ~16% of draws): seeding from the node id gives the twins and
+    # the stock rerun the same data, so only a real difference is a regression.
+    import numpy as np
+
+    np.random.seed(zlib.crc32(item.nodeid.encode()) % 2 ** 32)
 
 
 def _write_report() -> None:
