@@ -30,6 +30,28 @@ class ConvolutionTwin:
         return {**super().get_config(), "impl": self.impl}
 
 
+class NoLoraOrQuantization:
+    """What the twins of Keras's quantizable weight layers (``Dense``, ``Embedding``)
+    add to their stock base (put first in the bases): LoRA and quantization,
+    which have no hand-written backward, raise a ValueError (``quantization_config=None``,
+    which stock configs carry, is accepted)."""
+
+    def __init__(self, *args, **kwargs):
+        name = type(self).__name__
+        refuse_lora(name, kwargs)
+        if kwargs.get("quantization_config") is not None:
+            raise ValueError(f"custom_layers.{name} has no hand-written quantized backward. "
+                             f"Received: quantization_config={kwargs['quantization_config']!r}")
+        super().__init__(*args, **kwargs)
+
+    def enable_lora(self, *args, **kwargs):
+        raise ValueError(f"custom_layers.{type(self).__name__} has no hand-written LoRA backward")
+
+    def quantize(self, *args, **kwargs):
+        raise ValueError(f"custom_layers.{type(self).__name__} has no hand-written quantized "
+                         "backward")
+
+
 class KernelTwin:
     """What the depthwise, separable and transposed twins add to their stock base
     (put first in the bases): strides with dilation refused, the kernels read in

@@ -9,11 +9,11 @@ import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.ops.custom_op import normalize_impl
-from custom_layers.layers.base import activate_after_op, cast_real_inputs, refuse_lora
+from custom_layers.layers.base import NoLoraOrQuantization, activate_after_op, cast_real_inputs
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class Dense(keras.layers.Dense):
+class Dense(NoLoraOrQuantization, keras.layers.Dense):
     """Fully connected layer whose gradient is ``custom_layers.ops.dense``'s.
 
     A subclass of the stock layer: arguments, their checks, weights (``kernel``
@@ -44,20 +44,10 @@ class Dense(keras.layers.Dense):
     """
 
     def __init__(self, *args, impl: str = "tf", **kwargs):
-        refuse_lora(type(self).__name__, kwargs)
-        if kwargs.get("quantization_config") is not None:
-            raise ValueError("custom_layers.Dense has no hand-written quantized backward. "
-                             f"Received: quantization_config={kwargs['quantization_config']!r}")
         super().__init__(*args, **kwargs)
         self.impl = normalize_impl(impl)
         self.supports_jit = self.impl == "tf"
         self._autocast = False
-
-    def enable_lora(self, *args, **kwargs):
-        raise ValueError("custom_layers.Dense has no hand-written LoRA backward")
-
-    def quantize(self, *args, **kwargs):
-        raise ValueError("custom_layers.Dense has no hand-written quantized backward")
 
     def call(self, inputs, training=None):
         relu = self.activation is keras.activations.relu

@@ -6,11 +6,11 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers.base import refuse_lora
+from custom_layers.layers.base import NoLoraOrQuantization
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class Embedding(keras.layers.Embedding):
+class Embedding(NoLoraOrQuantization, keras.layers.Embedding):
     """Keras's embedding whose gradient is ``custom_layers.ops.embedding``'s: dW as
     ``tf.IndexedSlices`` over the looked-up rows, as stock's.
 
@@ -32,19 +32,6 @@ class Embedding(keras.layers.Embedding):
     >>> Embedding(10, 3)(tf.constant([[1, 2, 2]])).shape
     TensorShape([1, 3, 3])
     """
-
-    def __init__(self, *args, **kwargs):
-        refuse_lora(type(self).__name__, kwargs)
-        if kwargs.get("quantization_config") is not None:
-            raise ValueError("custom_layers.Embedding has no hand-written quantized backward. "
-                             f"Received: quantization_config={kwargs['quantization_config']!r}")
-        super().__init__(*args, **kwargs)
-
-    def enable_lora(self, *args, **kwargs):
-        raise ValueError("custom_layers.Embedding has no hand-written LoRA backward")
-
-    def quantize(self, *args, **kwargs):
-        raise ValueError("custom_layers.Embedding has no hand-written quantized backward")
 
     def call(self, inputs):
         table = tf.convert_to_tensor(self.embeddings)
