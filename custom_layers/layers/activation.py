@@ -20,8 +20,9 @@ class Activation(keras.layers.Activation):
     (Keras's sums the cumulative sums, so its outputs do not sum to 1 once two
     logits are in the support; a twin would copy that or differ from stock):
     relu, relu6, leaky_relu (its default slope 0.2), gelu (exact, Keras's
-    default), softmax, log_softmax and glu (last axis), linear, and the elementwise rules of ``custom_layers.ops.pointwise``
-    (sigmoid, tanh, elu, selu, silu/swish, hard_silu, softplus, ...). Any
+    default), softmax, log_softmax and glu (last axis), linear, and the
+    elementwise rules of ``custom_layers.ops.pointwise`` (sigmoid, tanh, elu,
+    selu, silu/swish, hard_silu, softplus, ...). Any
     other (a user's function) raises a ValueError when the layer is made,
     rather than training on TensorFlow's autodiff.
 

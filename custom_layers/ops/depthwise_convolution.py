@@ -207,6 +207,12 @@ def _input_grad_by_phases(dy: tf.Tensor, kernel: tf.Tensor, hw: Pair, pads,
     return interleave_phases(phases, plan)
 
 
+def _padded(x: tf.Tensor, pads: Pads) -> tf.Tensor:
+    """x (N, H, W, C) with the forward's zero padding on H and W."""
+    return tf.pad(x, [[0, 0], [pads[0].before, pads[0].after], [pads[1].before, pads[1].after],
+                      [0, 0]])
+
+
 # Fallback dw: each tap's product summed over batch and space, fused by XLA
 # into one pass per tap (an einsum became a batched matmul of a poor layout,
 # ~50x slower). It reads x once per tap, ~10x slower than the form below.
@@ -215,8 +221,7 @@ def _kernel_grad_by_taps(x: tf.Tensor, dy: tf.Tensor, kernel_shape, pads, stride
                          dilation: Pair) -> tf.Tensor:
     """dw (KH, KW, C, M): per tap, the input it meets times dy, summed over batch and space."""
     kh, kw, c, m = kernel_shape
-    x_pad = tf.pad(x, [[0, 0], [pads[0].before, pads[0].after],
-                       [pads[1].before, pads[1].after], [0, 0]])
+    x_pad = _padded(x, pads)
     out_hw = (pads[0].out, pads[1].out)
     n = tf.shape(dy)[0]
     dy = tf.reshape(dy, [n, out_hw[0], out_hw[1], c, m])
@@ -271,8 +276,7 @@ def _kernel_grad(x: tf.Tensor, dy: tf.Tensor, kernel_shape, pads, strides: Pair,
         return _kernel_grad_by_taps(x, dy, kernel_shape, pads, strides, dilation)
     if n == 0:  # an empty batch: nothing to sum
         return tf.zeros(kernel_shape, x.dtype)
-    x_pad = tf.pad(x, [[0, 0], [pads[0].before, pads[0].after],
-                       [pads[1].before, pads[1].after], [0, 0]])
+    x_pad = _padded(x, pads)
     # Only the rows and columns some tap reaches: the correlation's output is then KH x KW.
     x_pad = x_pad[:, :(pads[0].out - 1) * strides[0] + window_span(kernel_shape[0], dilation[0]),
                   :(pads[1].out - 1) * strides[1] + window_span(kernel_shape[1], dilation[1])]

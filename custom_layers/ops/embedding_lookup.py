@@ -55,8 +55,8 @@ def embedding(table: tf.Tensor, ids: tf.Tensor, dtype=None) -> tf.Tensor:
         return tf.cast(tf.gather(table, ids), dtype), None
 
     def backward(dy, _):
-        rows = tf.reshape(tf.cast(dy, table.dtype), [-1, table.shape[1] or tf.shape(table)[1]])
-        return (tf.IndexedSlices(rows, tf.reshape(ids, [-1]),
+        values = tf.reshape(tf.cast(dy, table.dtype), [-1, table.shape[1] or tf.shape(table)[1]])
+        return (tf.IndexedSlices(values, tf.reshape(ids, [-1]),
                                  tf.shape(table, out_type=ids.dtype)),)
 
     return hand_written_op(forward, backward, table)
