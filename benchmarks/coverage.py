@@ -93,7 +93,18 @@ def text_cnn() -> keras.Model:
     return keras.Model(inputs, L.Dense(2, activation="softmax")(x))
 
 
-EXTRA = {"unet": unet, "vit": vit, "text_cnn": text_cnn}
+def volume_cnn() -> keras.Model:
+    """A 3-D CNN for volumes or clips: convolution, 3-D pooling, a transposed
+    convolution back up, global pooling, dense."""
+    L = keras.layers
+    inputs = keras.Input((8, 16, 16, 2))
+    x = L.MaxPooling3D(2)(L.Conv3D(8, 3, padding="same", activation="relu")(inputs))
+    x = L.Conv3DTranspose(4, 2, strides=2, activation="relu")(L.Conv3D(8, 3, padding="same")(x))
+    x = L.AveragePooling3D((2, 4, 4))(x)
+    return keras.Model(inputs, L.Dense(3, activation="softmax")(L.GlobalMaxPooling3D()(x)))
+
+
+EXTRA = {"unet": unet, "vit": vit, "text_cnn": text_cnn, "volume_cnn": volume_cnn}
 
 
 def backward_ops(model: keras.Model) -> List[tf.Operation]:
@@ -190,7 +201,7 @@ def training_step_errors(stock: keras.Model, ours: keras.Model) -> Tuple[float, 
 
 def define_flags() -> None:
     flags.DEFINE_list("models", [], "Models to check (application names, unet, vit, "
-                      "text_cnn); empty for all.")
+                      "text_cnn, volume_cnn); empty for all.")
     flags.DEFINE_integer("size", 0, "Input size of the applications (0: the smallest each "
                          "accepts).")
     flags.DEFINE_bool("check_gradients", False, "Also compare one float64 training-mode step "

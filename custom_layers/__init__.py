@@ -8,7 +8,9 @@ Maximum, Minimum, Concatenate, ZeroPadding1D, ZeroPadding2D, Cropping2D,
 UpSampling2D, Conv1D, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D,
 GlobalMaxPooling1D, EinsumDense, MultiHeadAttention, Conv2DTranspose, Cropping1D,
 Cropping3D, ZeroPadding3D, UpSampling1D, UpSampling3D, GroupNormalization,
-Embedding, DepthwiseConv1D, SeparableConv1D, Normalization`` gives drop-in
+Embedding, DepthwiseConv1D, SeparableConv1D, Normalization, Conv3D, Conv1DTranspose,
+Conv3DTranspose, MaxPooling3D, AveragePooling3D, GlobalAveragePooling3D,
+GlobalMaxPooling3D`` gives drop-in
 replacements for the ``keras.layers`` namesakes (plus ``ZeroPadShortcut``,
 ResNet's option-A shortcut).
 Importing the package registers them as Keras serializables, so

@@ -65,6 +65,19 @@ from custom_layers.ops.batch_normalization import (
     batch_norm_forward_naive,
 )
 
+from custom_layers.ops.unfolding import unfold_backward, unfold_forward
+from custom_layers.ops.volumetric_convolution import (
+    conv3d_backward,
+    conv3d_backward_naive,
+    conv3d_forward,
+    conv3d_forward_naive,
+)
+from custom_layers.ops.volumetric_pooling import (
+    avg_pool3d_backward,
+    avg_pool3d_forward,
+    pool3d_backward_naive,
+    pool3d_forward_naive,
+)
 from custom_layers.ops.upsampling import (
     upsample_bilinear_backward,
     upsample_bilinear_forward,
@@ -75,17 +88,20 @@ from custom_layers.ops.upsampling import (
 __all__ = [
     "affine_backward", "affine_backward_naive", "affine_forward", "affine_forward_naive",
     "avg_pool2d_backward", "avg_pool2d_backward_naive", "avg_pool2d_forward",
-    "avg_pool2d_forward_naive", "batch_norm_backward", "batch_norm_backward_naive",
-    "batch_norm_forward", "batch_norm_forward_naive", "conv2d_backward", "conv2d_backward_naive",
-    "conv2d_forward", "conv2d_forward_naive", "crop_backward", "crop_forward",
-    "depthwise_conv2d_backward", "depthwise_conv2d_backward_naive", "depthwise_conv2d_forward",
+    "avg_pool2d_forward_naive", "avg_pool3d_backward", "avg_pool3d_forward", "batch_norm_backward",
+    "batch_norm_backward_naive", "batch_norm_forward", "batch_norm_forward_naive",
+    "conv2d_backward", "conv2d_backward_naive", "conv2d_forward", "conv2d_forward_naive",
+    "conv3d_backward", "conv3d_backward_naive", "conv3d_forward", "conv3d_forward_naive",
+    "crop_backward", "crop_forward", "depthwise_conv2d_backward",
+    "depthwise_conv2d_backward_naive", "depthwise_conv2d_forward",
     "depthwise_conv2d_forward_naive", "dropout_backward", "dropout_forward", "einsum_backward",
     "einsum_forward", "global_pool_backward", "global_pool_forward", "layer_norm_backward",
     "layer_norm_forward", "log_softmax_backward", "log_softmax_forward", "max_pool2d_backward",
     "max_pool2d_backward_naive", "max_pool2d_forward", "max_pool2d_forward_naive", "pair_backward",
-    "pair_forward", "pointwise_backward", "pointwise_forward", "prelu_backward", "prelu_forward",
-    "probability_loss", "relu_backward", "relu_forward", "softmax_backward", "softmax_forward",
-    "softmax_loss", "upsample_bilinear_backward", "upsample_bilinear_forward",
+    "pair_forward", "pointwise_backward", "pointwise_forward", "pool3d_backward_naive",
+    "pool3d_forward_naive", "prelu_backward", "prelu_forward", "probability_loss", "relu_backward",
+    "relu_forward", "softmax_backward", "softmax_forward", "softmax_loss", "unfold_backward",
+    "unfold_forward", "upsample_bilinear_backward", "upsample_bilinear_forward",
     "upsample_nearest_backward", "upsample_nearest_forward", "zero_pad_backward",
     "zero_pad_forward",
 ]

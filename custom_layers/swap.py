@@ -53,6 +53,13 @@ from custom_layers.layers.cropping3d import Cropping3D
 from custom_layers.layers.zero_padding3d import ZeroPadding3D
 from custom_layers.layers.up_sampling1d import UpSampling1D
 from custom_layers.layers.up_sampling3d import UpSampling3D
+from custom_layers.layers.conv1d_transposed import Conv1DTranspose
+from custom_layers.layers.conv3d import Conv3D
+from custom_layers.layers.conv3d_transposed import Conv3DTranspose
+from custom_layers.layers.average_pooling3d import AveragePooling3D
+from custom_layers.layers.max_pooling3d import MaxPooling3D
+from custom_layers.layers.global_average_pooling3d import GlobalAveragePooling3D
+from custom_layers.layers.global_max_pooling3d import GlobalMaxPooling3D
 from custom_layers.operations import OPERATION_TWINS
 
 # Exact stock classes only: a user's subclass of a stock layer has its own call.
@@ -104,6 +111,13 @@ TWINS: Dict[type, type] = {
     keras.layers.ZeroPadding3D: ZeroPadding3D,
     keras.layers.UpSampling1D: UpSampling1D,
     keras.layers.UpSampling3D: UpSampling3D,
+    keras.layers.Conv3D: Conv3D,
+    keras.layers.Conv1DTranspose: Conv1DTranspose,
+    keras.layers.Conv3DTranspose: Conv3DTranspose,
+    keras.layers.MaxPooling3D: MaxPooling3D,
+    keras.layers.AveragePooling3D: AveragePooling3D,
+    keras.layers.GlobalAveragePooling3D: GlobalAveragePooling3D,
+    keras.layers.GlobalMaxPooling3D: GlobalMaxPooling3D,
 }
 
 

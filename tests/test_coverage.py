@@ -6,7 +6,7 @@ import pytest
 from benchmarks import coverage
 
 
-@pytest.mark.parametrize("name", ["unet", "MobileNetV3Small"])
+@pytest.mark.parametrize("name", ["unet", "MobileNetV3Small", "volume_cnn"])
 def test_swapped_models_backpropagate_only_through_hand_written_ops(name):
     builder = {**coverage.application_builders(), **coverage.EXTRA}[name]
     swapped, share, generated = coverage.coverage(builder())

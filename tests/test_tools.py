@@ -22,10 +22,12 @@ def test_gradcheck_all_errors_below_tolerance():
     # cross-entropy ×2, avg/global pools and dropout (5), batch norm ×3 (3 each),
     # gelu ×2, rescale, the shortcut, label-smoothed cross-entropy ×2; log_softmax, glu, the
     # elementwise rules (and elu with its alpha), prelu (2), layer norm (3), group norm (3),
-    # the embedding lookup, the merge pairs ×5 (2 each), zero padding, nearest upsampling.
+    # the embedding lookup, the merge pairs ×5 (2 each), zero padding, nearest upsampling;
+    # the unfolding, conv3d (3), max and average 3-D pooling.
     rules = sum(rule.keras_fn.__name__ == name for name, rule in pointwise.RULES.items())
     assert len(pairs) == 3 * (4 * 3 + 3 * 3 + 2 + 3 + 2 + 1 + 2 + 5 + 3 * 3 + 2 + 1 + 1 + 2
-                              + 1 + 1 + rules + 1 + 2 + 3 + 3 + 1 + 5 * 2 + 1 + 1)
+                              + 1 + 1 + rules + 1 + 2 + 3 + 3 + 1 + 5 * 2 + 1 + 1
+                              + 1 + 3 + 2)
     for error, tolerance in pairs:
         assert error <= tolerance <= 1e-7
 

@@ -40,6 +40,7 @@ from custom_layers.gradcheck.pointwise_checks import (
     check_zero_pad_shortcut,
     table as _table,
 )
+from custom_layers.gradcheck.volumetric_checks import check_conv3d, check_pool3d, check_unfold
 from custom_layers.ops import affine
 from custom_layers.ops import average_pooling as avg_pool
 from custom_layers.ops import batch_normalization as norm
@@ -222,6 +223,10 @@ def run_all(seed: int = 0) -> Dict[str, Dict[str, Dict[str, float]]]:
         results[f"{name}, broadcast"] = check_merge(rng, name)
     results["zero_pad"] = check_zero_pad(rng)
     results["upsample_nearest 2x3"] = check_upsample_nearest(rng)
+    results["unfold 3 taps, stride 2, dilation 2"] = check_unfold(rng)
+    results["conv3d strides (2, 1, 2) same"] = check_conv3d(rng)
+    results["max_pool3d (3, 2, 3) strides (2, 1, 2) same"] = check_pool3d(rng, "max")
+    results["avg_pool3d (3, 2, 3) strides (2, 1, 2) same"] = check_pool3d(rng, "avg")
     results["rescale"] = check_rescale(rng)
     results["zero_pad_shortcut stride 2"] = check_zero_pad_shortcut(rng)
     results["cross-entropy from logits"] = check_cross_entropy(rng, True)

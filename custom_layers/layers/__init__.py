@@ -11,11 +11,15 @@ from custom_layers.layers.add import Add
 from custom_layers.layers.average import Average
 from custom_layers.layers.average_pooling1d import AveragePooling1D
 from custom_layers.layers.average_pooling2d import AveragePooling2D, AvgPool2D
+from custom_layers.layers.average_pooling3d import AveragePooling3D, AvgPool3D
 from custom_layers.layers.batch_normalization import BatchNormalization
 from custom_layers.layers.concatenate import Concatenate
 from custom_layers.layers.conv1d import Conv1D
+from custom_layers.layers.conv1d_transposed import Conv1DTranspose
 from custom_layers.layers.conv2d import Conv2D
 from custom_layers.layers.conv2d_transposed import Conv2DTranspose
+from custom_layers.layers.conv3d import Conv3D
+from custom_layers.layers.conv3d_transposed import Conv3DTranspose
 from custom_layers.layers.cropping1d import Cropping1D
 from custom_layers.layers.cropping2d import Cropping2D
 from custom_layers.layers.cropping3d import Cropping3D
@@ -28,13 +32,16 @@ from custom_layers.layers.elu import ELU
 from custom_layers.layers.embedding import Embedding
 from custom_layers.layers.global_average_pooling1d import GlobalAveragePooling1D
 from custom_layers.layers.global_average_pooling2d import GlobalAveragePooling2D
+from custom_layers.layers.global_average_pooling3d import GlobalAveragePooling3D
 from custom_layers.layers.global_max_pooling1d import GlobalMaxPooling1D
 from custom_layers.layers.global_max_pooling2d import GlobalMaxPooling2D
+from custom_layers.layers.global_max_pooling3d import GlobalMaxPooling3D
 from custom_layers.layers.group_normalization import GroupNormalization
 from custom_layers.layers.layer_normalization import LayerNormalization
 from custom_layers.layers.leaky_relu import LeakyReLU
 from custom_layers.layers.max_pooling1d import MaxPooling1D
 from custom_layers.layers.max_pooling2d import MaxPool2D, MaxPooling2D
+from custom_layers.layers.max_pooling3d import MaxPool3D, MaxPooling3D
 from custom_layers.layers.maximum import Maximum
 from custom_layers.layers.minimum import Minimum
 from custom_layers.layers.multi_head_attention import MultiHeadAttention
@@ -55,13 +62,15 @@ from custom_layers.layers.zero_padding1d import ZeroPadding1D
 from custom_layers.layers.zero_padding2d import ZeroPadding2D
 from custom_layers.layers.zero_padding3d import ZeroPadding3D
 
-__all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "AvgPool2D",
-           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose",
-           "Cropping1D", "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D", "DepthwiseConv2D",
-           "Dropout", "ELU", "EinsumDense", "Embedding", "GlobalAveragePooling1D",
-           "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-           "GroupNormalization", "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPooling1D",
-           "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "Normalization",
-           "PReLU", "ReLU", "Rescaling", "SeparableConv1D", "SeparableConv2D", "Softmax",
-           "Subtract", "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadShortcut",
-           "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"]
+__all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
+           "AveragePooling3D", "AvgPool2D", "AvgPool3D", "BatchNormalization", "Concatenate",
+           "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose",
+           "Cropping1D", "Cropping2D", "Cropping3D", "Dense", "DepthwiseConv1D",
+           "DepthwiseConv2D", "Dropout", "ELU", "EinsumDense", "Embedding",
+           "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+           "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GroupNormalization",
+           "LayerNormalization", "LeakyReLU", "MaxPool2D", "MaxPool3D", "MaxPooling1D",
+           "MaxPooling2D", "MaxPooling3D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply",
+           "Normalization", "PReLU", "ReLU", "Rescaling", "SeparableConv1D", "SeparableConv2D",
+           "Softmax", "Subtract", "UpSampling1D", "UpSampling2D", "UpSampling3D",
+           "ZeroPadShortcut", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"]

@@ -6,8 +6,8 @@ import keras
 import tensorflow as tf
 
 from custom_layers.layers.base import ConvolutionTwin, activate_after_op, cast_real_inputs
-from custom_layers.layers.conv2d import grouped_conv2d
 from custom_layers.ops import padding as padding_ops
+from custom_layers.ops.grouped_convolution import grouped_conv2d
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")

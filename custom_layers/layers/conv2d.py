@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from custom_layers import ops
 from custom_layers.layers.base import (ConvolutionTwin, activate_after_op, cast_real_inputs,
                                        in_channels_last)
+from custom_layers.ops.grouped_convolution import grouped_conv2d
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -64,34 +64,3 @@ class Conv2D(ConvolutionTwin, keras.layers.Conv2D):
         y = in_channels_last(self, nhwc, cast_real_inputs(self, inputs))
         return activate_after_op(self, y, fused=relu)
 
-
-def grouped_conv2d(x: tf.Tensor, kernel: tf.Tensor, bias, groups: int, strides, padding: str,
-                   dilation_rate, relu: bool, impl: str = "tf") -> tf.Tensor:
-    """``ops.conv2d`` on NHWC x; ReLU fused when ``relu``. With one group per input
-    channel (ConvNeXt's depthwise form) one ``ops.depthwise_conv2d`` (the Conv2D
-    kernel (KH, KW, 1, F) is the depthwise one (KH, KW, C, F / C), its filters
-    in the same order); other groupings run one op per group, concatenated."""
-    strides, dilation_rate = _pair(strides), _pair(dilation_rate)
-    channels = x.shape[-1]
-    if (groups > 1 and groups == channels and impl == "tf"
-            and not (max(strides) > 1 and max(dilation_rate) > 1)):
-        depthwise = tf.reshape(kernel, [*kernel.shape[:2], channels, -1])
-        y = ops.depthwise_conv2d(x, depthwise, bias, strides=strides, padding=padding,
-                                 dilation=dilation_rate)
-        return ops.relu(y) if relu else y
-
-    def conv(x, k, b):
-        return ops.conv2d(x, k, b, strides=strides, padding=padding,
-                          activation="relu" if relu else None, impl=impl,
-                          dilation_rate=dilation_rate)
-
-    if groups == 1:
-        return conv(x, kernel, bias)
-    xs = tf.split(x, groups, axis=-1)
-    ks = tf.split(kernel, groups, axis=-1)
-    bs = tf.split(bias, groups) if bias is not None else [None] * groups
-    return tf.concat([conv(*args) for args in zip(xs, ks, bs)], axis=-1)
-
-
-def _pair(v) -> tuple:
-    return (v, v) if isinstance(v, int) else tuple(v)

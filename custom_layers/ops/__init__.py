@@ -14,9 +14,19 @@ conv2d, spread_kernel      ``convolution``,             dx: full convolution of 
 transposed_conv2d          ``transposed_convolution``   the convolution's passes swapped:
                                                         forward = its dx, dx = a forward
                                                         conv, dw = its dw of (dy, x)
+grouped_conv2d             ``grouped_convolution``      one depthwise op, or conv2d per
+                                                        group
+conv3d, transposed_conv3d, ``volumetric_convolution``   conv2d / transposed_conv2d on
+add_bias                                                the depth's taps unfolded into
+                                                        the channels (fold's adjoint)
+unfold, fold               ``unfolding``                each the other's backward: the
+                                                        window taps along one axis
 depthwise_conv2d           ``depthwise_convolution``    the same per channel
 max_pool2d                 ``max_pooling``              dy to each window's first max
 avg_pool2d                 ``average_pooling``          dy / count back over each window
+max_pool3d, avg_pool3d     ``volumetric_pooling``       the 2-D op per depth plane, then
+                                                        the depth taps reduced: dy to
+                                                        the first max; dy / count
 global_avg_pool,           ``global_pooling``           dy / cells; the max's split
 global_max_pool                                         among tied maxima
 dense, sparse_dense        ``affine``                   dx = dy·wᵀ, dw = xᵀ·dy
@@ -85,6 +95,7 @@ from custom_layers.ops.cross_entropy import (
 from custom_layers.ops.custom_op import IMPLS
 from custom_layers.ops.depthwise_convolution import depthwise_conv2d
 from custom_layers.ops.contraction import einsum, einsum_dense
+from custom_layers.ops.grouped_convolution import grouped_conv2d
 from custom_layers.ops.global_pooling import global_avg_pool, global_max_pool, masked_mean
 from custom_layers.ops.inverted_dropout import dropout
 from custom_layers.ops.embedding_lookup import embedding
@@ -100,16 +111,20 @@ from custom_layers.ops.parametric_relu import prelu
 from custom_layers.ops.pointwise import activation
 from custom_layers.ops.rescaling import rescale
 from custom_layers.ops.transposed_convolution import transposed_conv2d
+from custom_layers.ops.unfolding import fold, unfold
 from custom_layers.ops.upsampling import upsample_interpolated, upsample_nearest
+from custom_layers.ops.volumetric_convolution import add_bias, conv3d, transposed_conv3d
+from custom_layers.ops.volumetric_pooling import avg_pool3d, max_pool3d
 from custom_layers.ops.zero_pad_shortcut import zero_pad_shortcut
 
 __all__ = [
-    "activation", "add", "avg_pool2d", "batch_norm_inference", "batch_norm_train", "concatenate",
-    "conv2d", "crop", "dense", "depthwise_conv2d", "divide", "dropout", "einsum", "einsum_dense",
-    "embedding", "gelu", "global_avg_pool", "global_max_pool", "glu", "group_norm", "layer_norm",
-    "log_softmax", "masked_mean", "max_pool2d", "maximum", "minimum", "multiply", "prelu", "relu",
+    "activation", "add", "add_bias", "avg_pool2d", "avg_pool3d", "batch_norm_inference",
+    "batch_norm_train", "concatenate", "conv2d", "conv3d", "crop", "dense", "depthwise_conv2d",
+    "divide", "dropout", "einsum", "einsum_dense", "embedding", "fold", "gelu", "global_avg_pool",
+    "global_max_pool", "glu", "group_norm", "grouped_conv2d", "layer_norm", "log_softmax",
+    "masked_mean", "max_pool2d", "max_pool3d", "maximum", "minimum", "multiply", "prelu", "relu",
     "relu_general", "rescale", "select", "softmax", "sparse_dense",
     "sparse_probability_cross_entropy", "sparse_softmax_cross_entropy", "spread_kernel",
-    "subtract", "transposed_conv2d", "upsample_interpolated", "upsample_nearest", "zero_pad",
-    "zero_pad_shortcut",
+    "subtract", "transposed_conv2d", "transposed_conv3d", "unfold", "upsample_interpolated",
+    "upsample_nearest", "zero_pad", "zero_pad_shortcut",
 ]

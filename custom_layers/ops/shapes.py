@@ -64,6 +64,24 @@ def normalize_tuple(value, name: str, allow_none: bool = False) -> Optional[Pair
     return pair
 
 
+def normalize_triple(value, name: str) -> Tuple[int, int, int]:
+    """Turns an int or 3 ints into 3 positive ints (a 3-D op's strides, sizes).
+
+    Raises:
+        ValueError: if ``value`` is not one or three positive integers.
+    """
+    values = (value,) * 3 if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = ()
+    if len(values) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                   for v in values):
+        raise ValueError(f"{name} must be a positive integer or a tuple of 3 positive "
+                         f"integers. Received: {name}={value!r}")
+    return values
+
+
 def axis_padding(size: int, window: int, stride: int, padding: str,
                  dilation: int = 1) -> AxisPadding:
     """Output length and (before, after) padding of one axis.
