@@ -108,3 +108,46 @@ def test_reference_rejects_bad_shapes():
         ref.conv2d_forward(np.zeros((1, 2, 2, 1)), np.zeros((3, 3, 1, 1)), None)
     with pytest.raises(ValueError, match="labels"):
         ref.softmax_loss(np.zeros((2, 3)), np.array([0, 3]))
+
+
+
+def _grads(result):
+    return list(result) if isinstance(result, tuple) else [result]
+
+
+_RNG = np.random.default_rng(3)
+_X, _IDS = _RNG.normal(size=(2, 3, 4, 6)), np.array([[0, 2, -1], [5, 2, -6]])
+LOOP_CASES = {  # name: (loop pair, vectorised pair, forward arguments)
+    "layer norm, last axis": ("layer_norm", (_X, _RNG.normal(size=6), _RNG.normal(size=6))),
+    "layer norm, axes 1, 3": ("layer_norm", (_X, _RNG.normal(size=(3, 6)), None, (1, 3))),
+    "layer norm, rms scaling": ("layer_norm", (_X, _RNG.normal(size=(4, 6)), None, (2, 3),
+                                               1e-3, True)),
+    "group norm, 3 groups": ("group_norm", (_X, _RNG.normal(size=6), _RNG.normal(size=6), 3)),
+    "group norm, channels axis 1": ("group_norm", (_X, None, None, 3, 1)),
+    "softmax, axes 1, 2": ("softmax", (_X, (1, 2))),
+    "embedding, negative ids": ("embedding", (_RNG.normal(size=(6, 3)), _IDS)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOOP_CASES))
+def test_newer_loop_forms_equal_the_vectorised_ones(case):
+    name, args = LOOP_CASES[case]
+    naive = getattr(ref, f"{name}_forward_naive"), getattr(ref, f"{name}_backward_naive")
+    fast = getattr(ref, f"{name}_forward"), getattr(ref, f"{name}_backward")
+    (out_naive, cache_naive), (out_fast, cache_fast) = naive[0](*args), fast[0](*args)
+    np.testing.assert_allclose(out_naive, out_fast, rtol=1e-12, atol=1e-12)
+    dout = _RNG.normal(size=out_fast.shape)
+    pairs = zip(_grads(naive[1](dout, cache_naive)), _grads(fast[1](dout, cache_fast)))
+    for a, b in pairs:
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+
+
+def test_log_softmax_loop_form_equals_the_vectorised_one():
+    out, cache = ref.softmax_forward_naive(_X, -1, log=True)
+    out_fast, cache_fast = ref.log_softmax_forward(_X, -1)
+    dout = _RNG.normal(size=out.shape)
+    np.testing.assert_allclose(out, out_fast, atol=1e-13)
+    np.testing.assert_allclose(ref.softmax_backward_naive(dout, cache),
+                               ref.log_softmax_backward(dout, cache_fast), atol=1e-13)

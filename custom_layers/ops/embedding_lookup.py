@@ -28,6 +28,29 @@ def embedding_backward(dout: np.ndarray, cache) -> np.ndarray:
     return dtable
 
 
+def embedding_forward_naive(table: np.ndarray, ids: np.ndarray):
+    """``embedding_forward`` by loops over the ids (the test oracle)."""
+    flat = ids.reshape(-1)
+    out = np.empty((len(flat), table.shape[1]), table.dtype)
+    for i, row in enumerate(flat):
+        row = row + table.shape[0] if row < 0 else row
+        for d in range(table.shape[1]):
+            out[i, d] = table[row, d]
+    return out.reshape(*ids.shape, table.shape[1]), (table.shape, flat)
+
+
+def embedding_backward_naive(dout: np.ndarray, cache) -> np.ndarray:
+    """Loop form of ``embedding_backward``: each position's dy added to its id's row."""
+    shape, flat = cache
+    d_rows = dout.reshape(len(flat), shape[1])
+    dtable = np.zeros(shape, dout.dtype)
+    for i, row in enumerate(flat):
+        row = row + shape[0] if row < 0 else row
+        for d in range(shape[1]):
+            dtable[row, d] += d_rows[i, d]
+    return dtable
+
+
 def embedding(table: tf.Tensor, ids: tf.Tensor, dtype=None) -> tf.Tensor:
     """The rows of ``table`` at ``ids``, with the sparse hand-written gradient.
 

@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from custom_layers.ops.custom_op import hand_written_op
-from custom_layers.ops.layer_normalization import normalized_input_grad
+from custom_layers.ops.layer_normalization import (normalize_row_backward_naive,
+                                                   normalize_row_naive, normalized_input_grad)
 
 
 def _check(shape, groups: int, axis: int) -> int:
@@ -78,6 +79,61 @@ def group_norm_backward(dout: np.ndarray, cache):
     dgamma = (dy * xhat).sum(axis=others).reshape(-1)
     dbeta = dy.sum(axis=others).reshape(-1)
     return dx.reshape(x.shape), None if gamma is None else dgamma, None if beta is None else dbeta
+
+
+def _group_rows(x: np.ndarray, groups: int, axis: int):
+    """x as (N, G, values of the group): the group's channels last, then flattened."""
+    moved = np.moveaxis(x, axis, -1)
+    per_group = moved.reshape(moved.shape[0], -1, groups, moved.shape[-1] // groups)
+    return np.transpose(per_group, (0, 2, 1, 3)), moved.shape
+
+
+def group_norm_forward_naive(x: np.ndarray, gamma: Optional[np.ndarray],
+                             beta: Optional[np.ndarray], groups: int, axis: int = -1,
+                             epsilon: float = 1e-3):
+    """``group_norm_forward`` by loops over each example's groups (the test oracle),
+    with layer norm's row statistics. Returns out and the backward's cache."""
+    axis = _check(x.shape, groups, axis)
+    blocks, moved_shape = _group_rows(x, groups, axis)  # (N, G, cells, C / G)
+    channels = moved_shape[-1]
+    g = np.ones(channels) if gamma is None else gamma
+    b = np.zeros(channels) if beta is None else beta
+    out, stats = np.empty_like(blocks), {}
+    per = channels // groups
+    for n in range(blocks.shape[0]):
+        for k in range(groups):
+            centred, r = normalize_row_naive(blocks[n, k].reshape(-1), epsilon)
+            stats[n, k] = (centred, r)
+            for i, (cell, j) in enumerate(np.ndindex(*blocks.shape[2:])):
+                c = k * per + j
+                out[n, k, cell, j] = centred[i] * r * g[c] + b[c]
+    return _ungroup(out, moved_shape, axis), (blocks.shape, stats, g, gamma, beta, groups,
+                                              axis, moved_shape)
+
+
+def group_norm_backward_naive(dout: np.ndarray, cache):
+    """Loop form of ``group_norm_backward``: back through each group's row steps."""
+    shape, stats, g, gamma, beta, groups, axis, moved_shape = cache
+    d_blocks, _ = _group_rows(dout, groups, axis)
+    dx = np.empty(shape)
+    dgamma, dbeta = np.zeros(len(g)), np.zeros(len(g))
+    per = len(g) // groups
+    for (n, k), (centred, r) in stats.items():
+        d_scaled = np.empty(len(centred))
+        for i, (cell, j) in enumerate(np.ndindex(*shape[2:])):
+            c = k * per + j
+            dgamma[c] += d_blocks[n, k, cell, j] * centred[i] * r
+            dbeta[c] += d_blocks[n, k, cell, j]
+            d_scaled[i] = d_blocks[n, k, cell, j] * g[c]
+        dx[n, k] = normalize_row_backward_naive(d_scaled, 0.0, centred, r).reshape(shape[2:])
+    return (_ungroup(dx, moved_shape, axis), None if gamma is None else dgamma,
+            None if beta is None else dbeta)
+
+
+def _ungroup(blocks: np.ndarray, moved_shape, axis: int) -> np.ndarray:
+    """Undoes ``_group_rows``."""
+    moved = np.transpose(blocks, (0, 2, 1, 3)).reshape(moved_shape)
+    return np.moveaxis(moved, -1, axis)
 
 
 def group_norm(x: tf.Tensor, gamma: Optional[tf.Tensor], beta: Optional[tf.Tensor],

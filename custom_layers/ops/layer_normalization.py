@@ -78,7 +78,79 @@ def layer_norm_backward(dout: np.ndarray, cache):
         dgamma = (dout * xhat).sum(axis=others)
     dbeta = dout.sum(axis=others)
     return (dx, None if gamma is None else dgamma.reshape(gamma.shape),
-            None if beta is None else dbeta.reshape(beta.shape))
+            None if beta is None or rms_scaling else dbeta.reshape(beta.shape))
+
+
+def normalize_row_naive(row: np.ndarray, epsilon: float):
+    """One row's statistics by loops: (centred values, r = 1 / √(σ² + ε))."""
+    m = len(row)
+    mean = sum(row[j] for j in range(m)) / m
+    centred = np.array([row[j] - mean for j in range(m)])
+    variance = sum(centred[j] ** 2 for j in range(m)) / m
+    return centred, 1 / np.sqrt(variance + epsilon)
+
+
+def normalize_row_backward_naive(d_scaled: np.ndarray, d_r: float, centred: np.ndarray,
+                                 r: float) -> np.ndarray:
+    """Back through ``normalize_row_naive`` one step at a time (the cs231n staging),
+    given the gradient of ``centred · r`` (``d_scaled``) and of r itself (``d_r``): r =
+    (σ² + ε)^-½, σ² = Σ c² / M, c = x − μ, μ = Σ x / M. Returns dx (M,)."""
+    m = len(centred)
+    d_r = d_r + sum(d_scaled[j] * centred[j] for j in range(m))
+    d_variance = -0.5 * r ** 3 * d_r
+    d_centred = np.array([d_scaled[j] * r + 2 * centred[j] / m * d_variance for j in range(m)])
+    d_mean = -sum(d_centred[j] for j in range(m))
+    return np.array([d_centred[j] + d_mean / m for j in range(m)])
+
+
+def _rows(x: np.ndarray, axes: Tuple[int, ...]):
+    """x as (examples, normalised values), and the transpose that made it."""
+    order = [i for i in range(x.ndim) if i not in axes] + list(axes)
+    moved = np.transpose(x, order)
+    size = int(np.prod([x.shape[a] for a in axes]))
+    return moved.reshape(-1, size), order, moved.shape
+
+
+def layer_norm_forward_naive(x: np.ndarray, gamma: Optional[np.ndarray],
+                             beta: Optional[np.ndarray], axis=-1, epsilon: float = 1e-3,
+                             rms_scaling: bool = False):
+    """``layer_norm_forward`` by loops over each example's normalised values (the test
+    oracle). Returns out and the cache of ``layer_norm_backward_naive``."""
+    axes = normalized_axes(x.ndim, axis)
+    rows, order, moved_shape = _rows(x, axes)
+    m = rows.shape[1]
+    g = np.ones(m) if gamma is None else gamma.reshape(-1)
+    b = np.zeros(m) if beta is None or rms_scaling else beta.reshape(-1)
+    out, stats = np.empty_like(rows), []
+    for i in range(rows.shape[0]):
+        centred, r = normalize_row_naive(rows[i], epsilon)
+        for j in range(m):
+            out[i, j] = (rows[i, j] if rms_scaling else centred[j]) * r * g[j] + b[j]
+        stats.append((centred, r))
+    out = np.transpose(out.reshape(moved_shape), np.argsort(order))
+    return out, (rows, stats, g, gamma, beta, order, moved_shape, rms_scaling)
+
+
+def layer_norm_backward_naive(dout: np.ndarray, cache):
+    """Loop form of ``layer_norm_backward``: back through each row's steps."""
+    rows, stats, g, gamma, beta, order, moved_shape, rms_scaling = cache
+    d_rows = np.transpose(dout, order).reshape(rows.shape)
+    dx = np.empty_like(rows)
+    dgamma, dbeta = np.zeros(rows.shape[1]), np.zeros(rows.shape[1])
+    for i, (centred, r) in enumerate(stats):
+        scaled = rows[i] if rms_scaling else centred
+        for j in range(rows.shape[1]):
+            dgamma[j] += d_rows[i, j] * scaled[j] * r
+            dbeta[j] += d_rows[i, j]
+        d_out = d_rows[i] * g
+        if rms_scaling:  # y = γ x r: x reaches y directly and through r
+            d_r = sum(d_out[j] * rows[i, j] for j in range(len(g)))
+            dx[i] = d_out * r + normalize_row_backward_naive(np.zeros(len(g)), d_r, centred, r)
+        else:
+            dx[i] = normalize_row_backward_naive(d_out, 0.0, centred, r)
+    dx = np.transpose(dx.reshape(moved_shape), np.argsort(order))
+    return (dx, None if gamma is None else dgamma.reshape(gamma.shape),
+            None if beta is None or rms_scaling else dbeta.reshape(beta.shape))
 
 
 def normalized_input_grad(g: tf.Tensor, normalized: tf.Tensor, r: tf.Tensor,

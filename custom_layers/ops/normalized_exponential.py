@@ -41,6 +41,48 @@ def softmax_backward(dout: np.ndarray, cache) -> np.ndarray:
     return y * (dout - (dout * y).sum(axis=axis, keepdims=True))
 
 
+def _rows(z: np.ndarray, axis: Axis):
+    """z as (rows, values over ``axis``) and how to put such rows back (axis None: all)."""
+    axes = tuple(range(z.ndim)) if axis is None else tuple(
+        a % z.ndim for a in (axis if isinstance(axis, (list, tuple)) else [axis]))
+    order = [i for i in range(z.ndim) if i not in axes] + list(axes)
+    moved = np.transpose(z, order)
+    size = int(np.prod([z.shape[a] for a in axes]))
+    return moved.reshape(-1, size), lambda rows: np.transpose(rows.reshape(moved.shape),
+                                                              np.argsort(order))
+
+
+def softmax_forward_naive(z: np.ndarray, axis: Axis = -1, log: bool = False):
+    """Softmax (or log-softmax) over ``axis`` by loops over each row (the test oracle):
+    y_i = e^(z_i − m) / Σ_j e^(z_j − m), m the row's maximum. Returns out and the cache."""
+    rows, back = _rows(z, axis)
+    out, probs = np.empty_like(rows), np.empty_like(rows)
+    for r in range(rows.shape[0]):
+        m = max(rows[r])
+        e = [np.exp(v - m) for v in rows[r]]
+        total = sum(e)
+        for i in range(rows.shape[1]):
+            probs[r, i] = e[i] / total
+            out[r, i] = rows[r, i] - m - np.log(total) if log else probs[r, i]
+    return back(out), (probs, axis, log)
+
+
+def softmax_backward_naive(dout: np.ndarray, cache) -> np.ndarray:
+    """dz by the Jacobian, loops: softmax ∂y_j/∂z_i = y_j (δ_ij − y_i); log-softmax
+    ∂y_j/∂z_i = δ_ij − p_i."""
+    probs, axis, log = cache
+    d_rows, back = _rows(dout, axis)
+    dz = np.zeros_like(d_rows)
+    for r in range(d_rows.shape[0]):
+        p = probs[r]
+        for i in range(len(p)):
+            for j in range(len(p)):
+                delta = 1.0 if i == j else 0.0
+                jacobian = delta - p[i] if log else p[j] * (delta - p[i])
+                dz[r, i] += d_rows[r, j] * jacobian
+    return back(dz)
+
+
 def log_softmax_forward(z: np.ndarray, axis: Axis = -1):
     """z − log Σ e^z over ``axis``. Returns out and the cache (out, axis)."""
     axis = _np_axis(axis)
