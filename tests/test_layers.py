@@ -95,6 +95,12 @@ def test_alias_and_exports():
     (lambda: custom_layers.Conv2D(4, 3, lora_rank=2), "lora_rank"),
     (lambda: custom_layers.Dense(4, lora_rank=2), "lora_rank"),
     (lambda: custom_layers.Dense(4, quantization_config={"mode": "int8"}), "quantization_config"),
+    # A quantized policy builds an int8 kernel, which the ops would read as weights.
+    (lambda: custom_layers.Dense(4, dtype="int8_from_float32"), "int8_from_float32"),
+    (lambda: custom_layers.EinsumDense("ab,bc->ac", 4, dtype="int8_from_float32"),
+     "no hand-written quantized backward"),
+    (lambda: custom_layers.EinsumDense("ab,bc->ac", 4, lora_rank=2), "lora_rank"),
+    (lambda: custom_layers.Embedding(5, 3, dtype="int8_from_mixed_bfloat16"), "int8"),
     (lambda: custom_layers.Conv2D(0, 3), "filters"),
     (lambda: custom_layers.Conv2D(4, -1), "kernel_size"),
     (lambda: custom_layers.Conv2D(4, 3, padding="causal"), "padding"),

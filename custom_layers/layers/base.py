@@ -31,10 +31,12 @@ class ConvolutionTwin:
 
 
 class NoLoraOrQuantization:
-    """What the twins of Keras's quantizable weight layers (``Dense``, ``Embedding``)
-    add to their stock base (put first in the bases): LoRA and quantization,
-    which have no hand-written backward, raise a ValueError (``quantization_config=None``,
-    which stock configs carry, is accepted)."""
+    """What the twins of Keras's quantizable weight layers (``Dense``, ``EinsumDense``,
+    ``Embedding``) add to their stock base (put first in the bases): LoRA and
+    quantization (a ``quantization_config`` or a quantized dtype policy such as
+    "int8_from_float32", whose integer kernel the hand-written ops would read as
+    plain weights), which have no hand-written backward, raise a ValueError
+    (``quantization_config=None``, which stock configs carry, is accepted)."""
 
     def __init__(self, *args, **kwargs):
         name = type(self).__name__
@@ -43,6 +45,9 @@ class NoLoraOrQuantization:
             raise ValueError(f"custom_layers.{name} has no hand-written quantized backward. "
                              f"Received: quantization_config={kwargs['quantization_config']!r}")
         super().__init__(*args, **kwargs)
+        if self.quantization_mode is not None:
+            raise ValueError(f"custom_layers.{name} has no hand-written quantized backward. "
+                             f"Received: dtype={self.dtype_policy.name!r}")
 
     def enable_lora(self, *args, **kwargs):
         raise ValueError(f"custom_layers.{type(self).__name__} has no hand-written LoRA backward")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from custom_layers.layers.base import activate_after_op, cast_real_inputs, refuse_lora
+from custom_layers.layers.base import NoLoraOrQuantization, activate_after_op, cast_real_inputs
 from custom_layers.ops import contraction
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class EinsumDense(keras.layers.EinsumDense):
+class EinsumDense(NoLoraOrQuantization, keras.layers.EinsumDense):
     """Keras's einsum layer whose gradients are ``custom_layers.ops.einsum_dense``'s:
     dx and dW are einsums of dy with the other operand, db is dy summed over
     the axes the bias broadcasts on.
@@ -28,15 +28,8 @@ class EinsumDense(keras.layers.EinsumDense):
     """
 
     def __init__(self, *args, **kwargs):
-        refuse_lora(type(self).__name__, kwargs)
         super().__init__(*args, **kwargs)
         self._autocast = False
-
-    def enable_lora(self, *args, **kwargs):
-        raise ValueError("custom_layers.EinsumDense has no hand-written LoRA backward")
-
-    def quantize(self, *args, **kwargs):
-        raise ValueError("custom_layers.EinsumDense has no hand-written quantized backward")
 
     def call(self, inputs, training=None):
         bias = tf.convert_to_tensor(self.bias) if self.bias is not None else None
