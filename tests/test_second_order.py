@@ -79,6 +79,20 @@ def test_gradient_penalty_weight_gradients_equal_stock(float64, training):
             assert abs(analytic - numeric) <= 1e-6 * np.abs(g_ours[0].numpy()).max(), index
 
 
+def _assert_penalties_match(ours, stock, x, y) -> None:
+    """The inference-mode penalty and its weight gradients equal stock's (a weight's
+    error measured against its own scale, or a hundredth of the largest one's)."""
+    p_ours, g_ours = _penalty_gradients(ours, custom_layers.SparseCategoricalCrossentropy(), x, y,
+                                        False)
+    p_stock, g_stock = _penalty_gradients(stock, keras.losses.SparseCategoricalCrossentropy(), x,
+                                          y, False)
+    assert rel_error(p_ours, p_stock) <= 1e-12
+    scale = max(np.abs(g.numpy()).max() for g in g_stock)
+    for variable, a, b in zip(ours.trainable_variables, g_ours, g_stock):
+        error = np.abs(a.numpy() - b.numpy()).max()
+        assert error <= 1e-6 * max(np.abs(b.numpy()).max(), 1e-2 * scale), variable.path
+
+
 def _newer_net(L):
     """The twins added since: separable and transposed convolutions, upsampling,
     merges, padding, 1-D convolution, smooth activations (layer norm is checked against its
@@ -108,12 +122,44 @@ def test_gradient_penalty_through_the_newer_twins_equals_stock(float64):
     ours.set_weights(stock.get_weights())
     x = tf.constant(rng.normal(size=(2, 6, 6, 3)))
     y = tf.constant(rng.integers(0, 3, size=2))
-    p_ours, g_ours = _penalty_gradients(ours, custom_layers.SparseCategoricalCrossentropy(), x, y,
-                                        False)
-    p_stock, g_stock = _penalty_gradients(stock, keras.losses.SparseCategoricalCrossentropy(), x,
-                                          y, False)
-    assert rel_error(p_ours, p_stock) <= 1e-12
-    scale = max(np.abs(g.numpy()).max() for g in g_stock)
-    for variable, a, b in zip(ours.trainable_variables, g_ours, g_stock):
-        error = np.abs(a.numpy() - b.numpy()).max()
-        assert error <= 1e-6 * max(np.abs(b.numpy()).max(), 1e-2 * scale), variable.path
+    _assert_penalties_match(ours, stock, x, y)
+
+
+def _volume_net(L):
+    """The 3-D twins whose stock kernels take float64: convolution, its transposed
+    form, padding, cropping, upsampling, global pooling (3-D max and average
+    pooling are checked in float32 against stock in test_volumetric.py)."""
+    inputs = keras.Input((4, 5, 4, 2))
+    x = L.Conv3D(3, 3, padding="same", activation="tanh")(inputs)
+    x = L.Cropping3D(1)(L.ZeroPadding3D(1)(x))
+    x = L.Conv3DTranspose(2, 2, strides=(2, 1, 2), activation="softplus")(x)
+    x = L.Conv3D(2, (2, 1, 3), strides=2, activation="tanh")(L.UpSampling3D((1, 2, 1))(x))
+    return keras.Model(inputs, L.Dense(3, activation="softmax")(L.GlobalMaxPooling3D()(x)))
+
+
+def _sequence_net(L):
+    """The 1-D twins and the merges, PReLU and rescaling not in ``_newer_net`` (group
+    norm, like layer norm, is checked against its plain formula in test_group_norm.py:
+    stock's second derivative there differs from the formula's)."""
+    inputs = keras.Input((9, 3))
+    x = L.Rescaling(0.5, offset=0.1)(inputs)
+    x = L.DepthwiseConv1D(3, depth_multiplier=2, activation="tanh")(x)
+    x = L.SeparableConv1D(4, 3, padding="same", activation="silu")(x)
+    x = L.Conv1DTranspose(4, 3, strides=2, activation="tanh")(L.UpSampling1D(2)(x))
+    x = L.PReLU(alpha_initializer=keras.initializers.Constant(0.3))(x)
+    y = L.Conv1D(4, 1, activation="sigmoid")(x)
+    x = L.Average()([L.Maximum()([x, y]), L.Subtract()([x, L.Minimum()([x, y])])])
+    return keras.Model(inputs, L.Dense(3, activation="softmax")(L.GlobalMaxPooling1D()(x)))
+
+
+@pytest.mark.parametrize("net, shape", [(_volume_net, (2, 4, 5, 4, 2)),
+                                        (_sequence_net, (2, 9, 3))], ids=["3-D", "1-D"])
+def test_gradient_penalty_through_the_volumetric_and_sequence_twins_equals_stock(
+        float64, net, shape):
+    rng = np.random.default_rng(2)
+    keras.utils.set_random_seed(0)
+    stock, ours = net(keras.layers), net(custom_layers)
+    ours.set_weights(stock.get_weights())
+    x = tf.constant(rng.normal(size=shape))
+    y = tf.constant(rng.integers(0, 3, size=shape[0]))
+    _assert_penalties_match(ours, stock, x, y)
