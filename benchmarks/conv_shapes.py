@@ -88,18 +88,21 @@ def define_flags() -> None:
                          lower_bound=1)
     flags.DEFINE_float("round_seconds", 0.3, "Least time per round (calls repeat until it).",
                        lower_bound=0.0)
+    flags.DEFINE_bool("use_bias", True, "Layers with a bias (Keras's default). Batch-norm "
+                      "networks have none, and stock's bias gradient is slow on CPUs, so the "
+                      "train ratio differs without it.")
 
 
-def make_layers(shape: Shape):
+def make_layers(shape: Shape, use_bias: bool = True):
     """(custom, stock) layers of ``shape``, built, with the same weights."""
     if shape.kind == "depthwise":
         kwargs = dict(kernel_size=shape.k, strides=shape.strides, padding="same",
-                      depth_multiplier=shape.f // shape.c)
+                      depth_multiplier=shape.f // shape.c, use_bias=use_bias)
         pair = (custom_layers.DepthwiseConv2D(**kwargs), keras.layers.DepthwiseConv2D(**kwargs))
     else:
         kwargs = dict(filters=shape.f, kernel_size=shape.k, strides=shape.strides, padding="same",
                       dilation_rate=shape.dilation, groups=shape.groups,
-                      data_format=shape.data_format)
+                      data_format=shape.data_format, use_bias=use_bias)
         pair = (custom_layers.Conv2D(**kwargs), keras.layers.Conv2D(**kwargs))
     x = input_of(shape)
     for layer in pair:
@@ -147,9 +150,10 @@ def _time_once(step, x, min_seconds: float) -> float:
             return elapsed / calls
 
 
-def time_pair(shape: Shape, rounds: int, min_seconds: float) -> Dict[str, float]:
+def time_pair(shape: Shape, rounds: int, min_seconds: float,
+              use_bias: bool = True) -> Dict[str, float]:
     """{part: stock seconds / custom seconds} for ``shape`` under the current policy."""
-    custom, stock = make_layers(shape)
+    custom, stock = make_layers(shape, use_bias)
     x = input_of(shape)
     ratios = {}
     for part in PARTS:
@@ -174,13 +178,15 @@ def run(flags_obj: flags.FlagValues) -> Dict[str, Dict[str, Dict[str, float]]]:
     require_known("precision", flags_obj.precision, PRECISIONS)
     print(cpu_description())
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; stock time / custom time "
-          "(above 1: hand-written is faster), best of each kind's rounds")
+          "(above 1: hand-written is faster), best of each kind's rounds; "
+          f"{'with' if flags_obj.use_bias else 'without'} a bias")
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
     for precision in flags_obj.precision:
         keras.mixed_precision.set_global_policy(precision)
         results[precision] = {}
         for name in flags_obj.shapes:
-            ratios = time_pair(SHAPES[name], flags_obj.rounds, flags_obj.round_seconds)
+            ratios = time_pair(SHAPES[name], flags_obj.rounds, flags_obj.round_seconds,
+                               flags_obj.use_bias)
             results[precision][name] = ratios
             print(f"{precision:15s} {name:22s} " + "  ".join(f"{p} {r:5.2f}" for p, r in ratios.items()),
                   flush=True)
