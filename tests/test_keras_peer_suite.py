@@ -108,3 +108,10 @@ def test_twins_pass_every_selected_case_that_stock_passes(outcomes):
           f"pass, stock was run: {len(stock)} cases, none a regression):")
     for name, (count, ours_passed) in sorted(summary.items()):
         print(f"  {name}: {count}, {ours_passed}")
+
+
+def test_the_proxy_hands_out_every_twin_that_swap_layers_knows():
+    from custom_layers.swap import TWINS
+    from tests.keras_peer.plugin import TWIN_NAMES
+
+    assert {stock.__name__ for stock in TWINS} <= set(TWIN_NAMES)

@@ -32,7 +32,7 @@ TWIN_NAMES = ("Conv2D", "Dense", "MaxPooling2D", "MaxPool2D", "BatchNormalizatio
               "MultiHeadAttention", "Conv2DTranspose", "Cropping1D", "Cropping3D",
               "ZeroPadding3D", "UpSampling1D", "UpSampling3D", "GroupNormalization",
               "Embedding", "DepthwiseConv1D", "SeparableConv1D",
-              "Normalization", "Conv3D", "Conv1DTranspose", "Conv3DTranspose",
+              "Normalization", "Rescaling", "Conv3D", "Conv1DTranspose", "Conv3DTranspose",
               "MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D",
               "GlobalAveragePooling3D", "GlobalMaxPooling3D")
 
