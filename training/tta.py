@@ -13,7 +13,7 @@ itself.
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 import keras
 import numpy as np
@@ -33,17 +33,33 @@ def _shifts(images: tf.Tensor) -> List[tf.Tensor]:
     return [padded[:, :h, :w, :], padded[:, 2:h + 2, 2:w + 2, :]]
 
 
-def tta_views(images: tf.Tensor, level: str) -> List[Tuple[float, tf.Tensor]]:
-    """(weight, view) pairs of (N, H, W, C) images; the weights sum to 1."""
+def view_functions(level: str) -> List[Tuple[float, Callable[[tf.Tensor], tf.Tensor]]]:
+    """(weight, view of (N, H, W, C) images) pairs; the weights sum to 1, the first
+    view is the image itself."""
     if level not in TTA_LEVELS:
         raise ValueError(f"tta must be one of {TTA_LEVELS}. Received: {level!r}")
+    plain = [(1.0, lambda images: images)]
     if level == "none":
-        return [(1.0, images)]
-    views = [(0.5, images), (0.5, _mirror(images))]
+        return plain
+    views = [(0.5, plain[0][1]), (0.5, _mirror)]
     if level == "mirror":
         return views
-    shifted = [(0.125, view) for shift in _shifts(images) for view in (shift, _mirror(shift))]
+    shifted = [(0.125, _shift_view(i, mirrored)) for i in (0, 1) for mirrored in (False, True)]
     return [(weight / 2, view) for weight, view in views] + shifted
+
+
+def _shift_view(index: int, mirrored: bool) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The ``index``-th one-pixel shift of the images, mirrored or not."""
+    def view(images: tf.Tensor) -> tf.Tensor:
+        shifted = _shifts(images)[index]
+        return _mirror(shifted) if mirrored else shifted
+
+    return view
+
+
+def tta_views(images: tf.Tensor, level: str) -> List[Tuple[float, tf.Tensor]]:
+    """(weight, view) pairs of (N, H, W, C) images; the weights sum to 1."""
+    return [(weight, view(images)) for weight, view in view_functions(level)]
 
 
 def predict(model: keras.Model, dataset: tf.data.Dataset,
@@ -53,14 +69,10 @@ def predict(model: keras.Model, dataset: tf.data.Dataset,
     pass gives both)."""
     if level not in TTA_LEVELS:
         raise ValueError(f"tta must be one of {TTA_LEVELS}. Received: {level!r}")
-    if level == "none":
-        plain = model.predict(dataset, verbose=0)
-        return plain, plain
-    averaged, plain = [], []
-    for images in dataset:
-        outputs = [(weight, model.predict_on_batch(view).astype(np.float64))
-                   for weight, view in tta_views(images, level)]
-        averaged.append(sum(weight * output for weight, output in outputs))
-        plain.append(outputs[0][1])
-    return (np.concatenate(averaged).astype(np.float32),
-            np.concatenate(plain).astype(np.float32))
+    # One predict per view over the whole data set: Keras spreads its batches over
+    # a distribution strategy's replicas (predict_on_batch under MirroredStrategy
+    # returned half a batch).
+    outputs = [(weight, model.predict(dataset.map(view), verbose=0).astype(np.float64))
+               for weight, view in view_functions(level)]
+    averaged = sum(weight * output for weight, output in outputs)
+    return averaged.astype(np.float32), outputs[0][1].astype(np.float32)
