@@ -10,6 +10,7 @@ import custom_layers
 from custom_layers import reference
 from custom_layers.gradcheck import rel_error
 from custom_layers.ops import unfolding, volumetric_convolution, volumetric_pooling
+from tests.conftest import skip_unless_convolutions_run_in
 from tests.graph_walk import tf_generated_gradients
 from tests.tape import layer_step, penalty_gradient
 
@@ -221,6 +222,7 @@ def test_global_pooling3d_equals_stock():
     ("MaxPooling3D", dict(pool_size=2, padding="same")),
     ("AveragePooling3D", dict(pool_size=(3, 2, 2), strides=2, padding="same"))])
 def test_mixed_bfloat16_keeps_float32_weights_and_stocks_values(name, config):
+    skip_unless_convolutions_run_in("bfloat16")
     shape = (2, 5, 6, 6, 3)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
