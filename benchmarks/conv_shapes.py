@@ -185,8 +185,14 @@ def run(flags_obj: flags.FlagValues) -> Dict[str, Dict[str, Dict[str, float]]]:
         keras.mixed_precision.set_global_policy(precision)
         results[precision] = {}
         for name in flags_obj.shapes:
-            ratios = time_pair(SHAPES[name], flags_obj.rounds, flags_obj.round_seconds,
-                               flags_obj.use_bias)
+            try:
+                ratios = time_pair(SHAPES[name], flags_obj.rounds, flags_obj.round_seconds,
+                                   flags_obj.use_bias)
+            except tf.errors.UnimplementedError as error:
+                # Stock's CPU Conv2D refuses NCHW unless oneDNN supports it on this CPU.
+                print(f"{precision:15s} {name:22s} stock cannot run it here: "
+                      f"{error.message.splitlines()[0][:100]}", flush=True)
+                continue
             results[precision][name] = ratios
             print(f"{precision:15s} {name:22s} " + "  ".join(f"{p} {r:5.2f}" for p, r in ratios.items()),
                   flush=True)
@@ -194,9 +200,10 @@ def run(flags_obj: flags.FlagValues) -> Dict[str, Dict[str, Dict[str, float]]]:
     header = "| layer | " + " | ".join(f"{p} {part}" for p in flags_obj.precision for part in PARTS) + " |"
     lines: List[str] = [header, "|" + "---|" * (1 + len(PARTS) * len(flags_obj.precision))]
     for name in flags_obj.shapes:
-        cells = [f"{results[p][name][part]:.2f}" for p in flags_obj.precision for part in PARTS]
+        cells = [f"{results[p][name][part]:.2f}" if name in results[p] else "n/a"
+                 for p in flags_obj.precision for part in PARTS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    means = [f"{geometric_mean([results[p][n][part] for n in flags_obj.shapes]):.2f}"
+    means = [f"{geometric_mean([r[part] for r in results[p].values()]):.2f}"
              for p in flags_obj.precision for part in PARTS]
     lines.append("| geometric mean | " + " | ".join(means) + " |")
     print("\n".join(lines))

@@ -77,10 +77,12 @@ def test_every_form_matches_the_numpy_reference(case):
 
 
 @pytest.mark.parametrize("dx_method,dw_method", [("subpixel", "conv"), ("gemm", "gemm"),
-                                                 ("full", "taps"), ("subpixel_stacked", "conv")])
+                                                 ("full", "taps"), ("subpixel_stacked", "conv"),
+                                                 ("fold", "taps")])
 def test_forms_under_fused_relu_and_unknown_batch(dx_method, dw_method):
     kernel_hw, strides = {"subpixel": ((3, 3), (2, 2)), "gemm": ((1, 1), (2, 2)),
-                          "full": ((3, 3), (1, 1)), "subpixel_stacked": ((5, 4), (3, 2))}[dx_method]
+                          "full": ((3, 3), (1, 1)), "subpixel_stacked": ((5, 4), (3, 2)),
+                          "fold": ((3, 2), (1, 1))}[dx_method]
     rng = np.random.default_rng(3)
     k = tf.constant(rng.normal(size=(*kernel_hw, 16, 5)), tf.float32)
     pads = spatial_padding((9, 8), kernel_hw, strides, "same")
@@ -113,7 +115,9 @@ def test_the_plan_follows_its_rules():
     assert plan((16, 56, 56, 256), 512, 1, 2) == ("gemm", "gemm")
     assert plan((16, 28, 28, 128), 128, 3, 2) == ("subpixel", "conv")
     assert plan((16, 64, 64, 3), 64, 7, 2) == ("subpixel_stacked", "conv_xla")  # thin stem
-    assert plan((50, 28, 28, 1), 32, 5, 1) == ("full", "conv_xla")  # thin first layer
+    assert plan((50, 28, 28, 1), 32, 5, 1) == ("fold", "conv_xla")  # thin first layer
+    assert plan((128, 32, 32, 3), 64, 3, 1) == ("fold", "conv_xla")
+    assert plan((128, 32, 32, 8), 64, 3, 1)[0] == "full"
     assert plan((16, 56, 56, 64), 64, 3, 1) == ("full", "taps")  # large map, little padding
     assert plan((16, 14, 14, 256), 256, 3, 1) == ("full", "taps")  # large products
     assert plan((256, 16, 16, 64), 128, 3, 1) == ("full", "conv")  # small products

@@ -16,6 +16,11 @@ kernel (channels swapped). Its forms:
   zero-padded in front to the largest one's size.
 * ``gemm`` (1×1 kernels): one matrix product dy · Wᵀ over N·HO·WO rows,
   spread by the stride.
+* ``fold`` (thin inputs, stride 1): one matrix product of dy (N·HO·WO, F)
+  with the kernel as (F, KH·KW·C), whose column block (i, j) is tap
+  (i, j)'s share of dx, then those blocks shifted by the tap and summed
+  (col2im): a convolution with C < 8 output channels leaves most of a
+  vector register idle, this product's KH·KW·C columns do not.
 
 The products run in dy's dtype (float16/bfloat16 under mixed precision),
 as stock's do.
@@ -28,15 +33,19 @@ from typing import List, NamedTuple, Sequence, Tuple
 import tensorflow as tf
 
 from custom_layers.ops.activations import relu_mask
-from custom_layers.ops.custom_op import dilate
+from custom_layers.ops.custom_op import accumulation_dtype, dilate
 from custom_layers.ops.shapes import Pads, full_convolution_padding, window_span
 
-METHODS = ("full", "subpixel", "subpixel_stacked", "gemm")
+METHODS = ("full", "subpixel", "subpixel_stacked", "gemm", "fold")
 # Below this many input channels dx's phases are too thin for oneDNN's
 # kernels one by one; stacked as one convolution's output channels they run
 # fast despite the zero taps padding them to one size (ResNet-50's stem:
 # 1.76x stock's speed stacked, 1.0x one by one).
 _STACK_PHASES_BELOW_CHANNELS = 32
+# Below this many input channels (first layers) dx's convolution has too few
+# output channels to run fast: 0.25x stock for 32x32x3 -> 64 on AVX2, where
+# ``fold`` ran 1.4x (docs/performance.md).
+_FOLD_BELOW_CHANNELS = 8
 
 
 class InputGradPlan(NamedTuple):
@@ -54,11 +63,14 @@ def plan_input_grad(input_hw: Tuple[int, int], kernel_shape: Sequence[int],
                     strides: Tuple[int, int], pads: Pads,
                     dilation: Tuple[int, int] = (1, 1)) -> InputGradPlan:
     """dx's method for a kernel (KH, KW, C, F): ``gemm`` for 1×1 kernels,
-    ``subpixel`` (``subpixel_stacked`` for thin C) for strides, else ``full``
+    ``fold`` for thin C at stride 1, ``subpixel`` (``subpixel_stacked`` for
+    thin C) for strides, else ``full``
     (strides and dilation are never both above 1, as in TensorFlow)."""
     kernel_hw = tuple(kernel_shape[:2])
     if kernel_hw == (1, 1):
         method = "gemm"
+    elif kernel_shape[2] < _FOLD_BELOW_CHANNELS and tuple(strides) == (1, 1):
+        method = "fold"
     elif tuple(strides) != (1, 1):
         stacked = kernel_shape[2] < _STACK_PHASES_BELOW_CHANNELS
         method = "subpixel_stacked" if stacked else "subpixel"
@@ -236,6 +248,54 @@ def _gemm(y, dy, k, relu, plan: InputGradPlan):
     return _gemm_spread(dx, plan)
 
 
+# ----------------------------------------------------------------------------
+# fold: one matrix product into per-tap columns, shifted and summed
+# ----------------------------------------------------------------------------
+
+
+@tf.function(jit_compile=True)
+def _fold_operands(y, dy, k, relu: bool):
+    """dy masked, as rows (N·HO·WO, F), and the kernel as (F, KH·KW·C)."""
+    dy = _masked(y, dy, relu)
+    kernel = tf.transpose(k, [3, 0, 1, 2])
+    return tf.reshape(dy, [-1, dy.shape[3]]), tf.reshape(kernel, [kernel.shape[0], -1])
+
+
+@tf.function(jit_compile=True)
+def _fold_taps(columns, plan: InputGradPlan):
+    """Σ over taps (i, j) of column block (i, j) of ``columns`` (N, HO, WO, KH·KW·C),
+    spread by the stride and placed at row i·DH, column j·DW of the padded
+    input, summed in float32 and cut to (N, H, W, C)."""
+    (kh, kw), (sh, sw), (rate_h, rate_w) = plan.kernel_hw, plan.strides, plan.dilation
+    n, out_h, out_w = tf.shape(columns)[0], columns.shape[1], columns.shape[2]
+    dtype = columns.dtype
+    columns = tf.reshape(tf.cast(columns, accumulation_dtype(dtype)),
+                         [n, out_h, out_w, kh, kw, -1])
+    spread_hw = ((out_h - 1) * sh + 1, (out_w - 1) * sw + 1)
+    grid = [(rate_h * (kh - 1) + spread_hw[0]), (rate_w * (kw - 1) + spread_hw[1])]
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * rate_h, j * rate_w
+            tap = tf.pad(dilate(columns[:, :, :, i, j, :], plan.strides),
+                         [[0, 0], [top, grid[0] - top - spread_hw[0]],
+                          [left, grid[1] - left - spread_hw[1]], [0, 0]])
+            total = tap if total is None else total + tap
+    # Rows of x no window reads (VALID leftovers) get zeros.
+    (h, w), pads = plan.input_hw, plan.pads
+    total = tf.pad(total, [[0, 0], [0, max(0, pads[0].before + h - grid[0])],
+                           [0, max(0, pads[1].before + w - grid[1])], [0, 0]])
+    dx = total[:, pads[0].before : pads[0].before + h, pads[1].before : pads[1].before + w, :]
+    return tf.cast(dx, dtype)
+
+
+def _fold(y, dy, k, relu, plan: InputGradPlan):
+    rows, kernel = _fold_operands(y, dy, k, relu)
+    columns = tf.matmul(rows, kernel)
+    columns = tf.reshape(columns, [tf.shape(dy)[0], dy.shape[1], dy.shape[2], -1])
+    return _fold_taps(columns, plan)
+
+
 def input_grad(y: tf.Tensor, dy: tf.Tensor, k: tf.Tensor, relu: bool,
                plan: InputGradPlan) -> tf.Tensor:
     """dx of the convolution.
@@ -254,4 +314,6 @@ def input_grad(y: tf.Tensor, dy: tf.Tensor, k: tf.Tensor, relu: bool,
         return _gemm(y, dy, k, relu, plan)
     if plan.method in ("subpixel", "subpixel_stacked"):
         return _subpixel(y, dy, k, relu, plan)
+    if plan.method == "fold":
+        return _fold(y, dy, k, relu, plan)
     return _full(y, dy, k, relu, plan)
