@@ -254,11 +254,10 @@ def _gemm(y, dy, k, relu, plan: InputGradPlan):
 
 
 @tf.function(jit_compile=True)
-def _fold_operands(y, dy, k, relu: bool):
-    """dy masked, as rows (N·HO·WO, F), and the kernel as (F, KH·KW·C)."""
-    dy = _masked(y, dy, relu)
+def _fold_kernel(k):
+    """The kernel (KH, KW, C, F) as (F, KH·KW·C)."""
     kernel = tf.transpose(k, [3, 0, 1, 2])
-    return tf.reshape(dy, [-1, dy.shape[3]]), tf.reshape(kernel, [kernel.shape[0], -1])
+    return tf.reshape(kernel, [kernel.shape[0], -1])
 
 
 @tf.function(jit_compile=True)
@@ -290,8 +289,9 @@ def _fold_taps(columns, plan: InputGradPlan):
 
 
 def _fold(y, dy, k, relu, plan: InputGradPlan):
-    rows, kernel = _fold_operands(y, dy, k, relu)
-    columns = tf.matmul(rows, kernel)
+    # dy's rows stay a free reshape unless masked (an XLA output is a copy).
+    rows = _masked_rows(y, dy) if relu else tf.reshape(dy, [-1, dy.shape[3]])
+    columns = tf.matmul(rows, _fold_kernel(k))
     columns = tf.reshape(columns, [tf.shape(dy)[0], dy.shape[1], dy.shape[2], -1])
     return _fold_taps(columns, plan)
 
