@@ -271,7 +271,8 @@ def _fold_taps(columns, plan: InputGradPlan):
     columns = tf.reshape(tf.cast(columns, accumulation_dtype(dtype)),
                          [n, out_h, out_w, kh, kw, -1])
     spread_hw = ((out_h - 1) * sh + 1, (out_w - 1) * sw + 1)
-    grid = [(rate_h * (kh - 1) + spread_hw[0]), (rate_w * (kw - 1) + spread_hw[1])]
+    # The padded input's rows and columns any window reaches.
+    grid = [(out_h - 1) * sh + window_span(kh, rate_h), (out_w - 1) * sw + window_span(kw, rate_w)]
     total = None
     for i in range(kh):
         for j in range(kw):
